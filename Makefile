@@ -1,0 +1,45 @@
+# Thin targets over the project's entry points. `make run T=400` and `make test` install first when needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+T ?= 400
+STUDY ?= default
+# Keep thread counts explicit: builds, LAMMPS and tests share 2 cores.
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+STAMP := $(VENV)/.installed
+
+.PHONY: install run decks test test-fast bench clean help
+
+help:
+	@echo "make run T=400    run the default study at T (K) and print D ± σ"
+	@echo "make test         run the test suite"
+	@echo "make decks        render STUDY=$(STUDY) into runs/ without running"
+	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $@
+
+run: $(STAMP)
+	$(PY) -m driver run --study $(STUDY) --temperature $(T)
+
+decks: $(STAMP)
+	$(PY) -m driver render --study $(STUDY)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

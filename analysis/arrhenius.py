@@ -1,0 +1,196 @@
+r"""Arrhenius fit: :math:`D(T) = D_0 \exp(-E_a / k_B T)`, fitted as a weighted line in ln D against 1/(k_B T).
+
+Each point is weighted by :math:`1/\sigma_{\ln D}^2` with :math:`\sigma_{\ln D} = \sigma_D / D`. The parameter
+covariance is :math:`(A^T W A)^{-1}`, scaled by the reduced χ² when the scatter exceeds the error bars (never
+shrunk below them), and reported with the fit (the covariance of ln D0 and Ea). Points with D ≤ 0 cannot enter a
+logarithm and are dropped with a warning; fewer than two temperatures is an error.
+
+Command line::
+
+    python -m analysis.arrhenius STUDY_DIR_OR_CSV [--json] [--out DIR]
+
+A CSV has the columns ``temperature_k,d_cm2_s,d_stderr_cm2_s`` and optionally ``potential``. A study directory
+(``runs/<study>``) is analysed first (see :mod:`analysis.study`). Tables (CSV, JSON) and a PNG are written to
+``--out`` (default: the study directory, or the CSV's directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inputs.errors import AnalysisError, LifDiffusionError
+
+K_B_EV_PER_K = 8.617333262e-5  # CODATA 2018
+
+log = logging.getLogger(__name__)
+
+
+def arrhenius(temperature_k: np.ndarray | float, d0_cm2_s: float, ea_ev: float) -> np.ndarray | float:
+    """The physical model: D(T) in the units of ``d0_cm2_s``."""
+    return d0_cm2_s * np.exp(-ea_ev / (K_B_EV_PER_K * np.asarray(temperature_k, dtype=float)))
+
+
+@dataclass(frozen=True)
+class ArrheniusFit:
+    ea_ev: float
+    ea_stderr_ev: float | None
+    d0_cm2_s: float
+    d0_stderr_cm2_s: float | None
+    ln_d0: float
+    ln_d0_stderr: float | None
+    cov_ln_d0_ea: float | None  # covariance of ln(D0 / cm²/s) and Ea (eV)
+    chi2_reduced: float | None
+    n_points: int
+    temperatures_k: tuple[float, ...]
+    weighted: bool
+
+    def predict(self, temperature_k: np.ndarray) -> np.ndarray:
+        return arrhenius(temperature_k, self.d0_cm2_s, self.ea_ev)
+
+    def ln_d_band(self, temperature_k: np.ndarray) -> np.ndarray:
+        """1σ of the fitted ln D at each temperature (for confidence bands)."""
+        if self.ln_d0_stderr is None or self.ea_stderr_ev is None or self.cov_ln_d0_ea is None:
+            return np.full(np.shape(temperature_k), np.nan)
+        x = 1.0 / (K_B_EV_PER_K * np.asarray(temperature_k, float))
+        var = self.ln_d0_stderr**2 + x**2 * self.ea_stderr_ev**2 - 2 * x * self.cov_ln_d0_ea
+        return np.sqrt(np.maximum(var, 0))
+
+
+def fit_arrhenius(temperature_k, d_cm2_s, d_stderr_cm2_s=None) -> ArrheniusFit:
+    """Weighted fit of ln D vs 1/(k_B T). Errors are 1σ standard errors of D; ``None`` → unweighted."""
+    t = np.asarray(temperature_k, dtype=float)
+    d = np.asarray(d_cm2_s, dtype=float)
+    err = None if d_stderr_cm2_s is None else np.asarray(
+        [np.nan if e is None else e for e in d_stderr_cm2_s], dtype=float)
+    if t.shape != d.shape or (err is not None and err.shape != d.shape):
+        raise AnalysisError("temperature, D and error columns differ in length")
+    if np.any(~np.isfinite(t)) or np.any(t <= 0):
+        raise AnalysisError(f"temperatures must be positive (K), got {t.tolist()}")
+    ok = np.isfinite(d) & (d > 0)
+    if not ok.all():
+        warnings.warn(f"dropping {int((~ok).sum())} point(s) with D <= 0 at T = {t[~ok].tolist()} K "
+                      "(no diffusion resolved there)", stacklevel=2)
+    t, d = t[ok], d[ok]
+    err = err[ok] if err is not None else None
+    if len(np.unique(t)) < 2:
+        raise AnalysisError(f"an Arrhenius fit needs at least two temperatures with D > 0; have {sorted(set(t))} K")
+    weighted = err is not None and bool(np.all(np.isfinite(err) & (err > 0)))
+    x = 1.0 / (K_B_EV_PER_K * t)
+    y = np.log(d)
+    w = 1.0 / (err / d) ** 2 if weighted else np.ones_like(y)
+    A = np.column_stack([np.ones_like(x), -x])  # y = ln D0 - Ea x
+    AtW = A.T * w
+    cov = np.linalg.inv(AtW @ A)
+    ln_d0, ea = cov @ (AtW @ y)
+    resid = y - A @ np.array([ln_d0, ea])
+    dof = len(y) - 2
+    chi2_red = float(np.sum(w * resid**2) / dof) if dof > 0 else None
+    if not weighted:
+        if chi2_red is None:
+            cov = None  # two unweighted points: a line through them, no error
+        else:
+            cov = cov * chi2_red
+    elif chi2_red is not None and chi2_red > 1:
+        cov = cov * chi2_red
+    sd = np.sqrt(np.diag(cov)) if cov is not None else (None, None)
+    d0 = float(math.exp(ln_d0))
+    return ArrheniusFit(
+        ea_ev=float(ea), ea_stderr_ev=None if cov is None else float(sd[1]),
+        d0_cm2_s=d0, d0_stderr_cm2_s=None if cov is None else float(d0 * sd[0]),
+        ln_d0=float(ln_d0), ln_d0_stderr=None if cov is None else float(sd[0]),
+        cov_ln_d0_ea=None if cov is None else float(cov[0, 1]),
+        chi2_reduced=chi2_red if weighted else None, n_points=len(y),
+        temperatures_k=tuple(float(v) for v in t), weighted=weighted)
+
+
+# --- tables in, tables out -------------------------------------------------------------------------------
+
+def read_table(path: Path) -> dict[str, list[tuple[float, float, float | None]]]:
+    """A diffusivity CSV → {potential: [(T, D, σ)]}."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise AnalysisError(f"cannot read {path}: {e}") from None
+    need = {"temperature_k", "d_cm2_s", "d_stderr_cm2_s"}
+    if not rows or not need <= set(rows[0]):
+        raise AnalysisError(f"{path} needs the columns {', '.join(sorted(need))} (and optionally potential)")
+    out: dict[str, list] = {}
+    for i, r in enumerate(rows, start=2):
+        try:
+            err = r["d_stderr_cm2_s"].strip()
+            point = (float(r["temperature_k"]), float(r["d_cm2_s"]), float(err) if err not in ("", "None") else None)
+        except ValueError:
+            raise AnalysisError(f"{path}:{i}: not a number in {r}") from None
+        out.setdefault(r.get("potential") or "-", []).append(point)
+    return out
+
+
+def fit_table(table: dict[str, list[tuple[float, float, float | None]]]) -> dict[str, ArrheniusFit]:
+    fits = {}
+    for pot, pts in table.items():
+        t, d, e = zip(*pts)
+        try:
+            fits[pot] = fit_arrhenius(t, d, None if any(v is None for v in e) else e)
+        except AnalysisError as err:
+            raise AnalysisError(f"potential {pot}: {err}") from None
+    return fits
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.arrhenius", description=__doc__.split("\n\n")[0])
+    ap.add_argument("source", help="a study directory (runs/<study>) or a CSV of temperature_k,d_cm2_s,d_stderr_cm2_s")
+    ap.add_argument("--json", action="store_true", help="print one JSON object per potential")
+    ap.add_argument("--out", help="directory for arrhenius.csv/.json/.png (default: beside the source)")
+    ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("MDAnalysis").setLevel(logging.ERROR)  # chatty about optional readers and guessers
+    src = Path(args.source)
+    try:
+        if src.is_dir():
+            from analysis.study import analyse_study, write_diffusivity_table
+
+            results = analyse_study(src)
+            table = {}
+            for r in results:
+                table.setdefault(r.potential, []).append((r.temperature_k, r.estimate.d_cm2_s,
+                                                          r.estimate.d_stderr_cm2_s))
+            out_dir = Path(args.out) if args.out else src
+            write_diffusivity_table(results, out_dir / "diffusivity.csv")
+        elif src.is_file():
+            table, out_dir = read_table(src), Path(args.out) if args.out else src.parent
+        else:
+            raise AnalysisError(f"{src} is neither a study directory nor a CSV file")
+        fits = fit_table(table)
+        from analysis.output import write_arrhenius
+
+        written = write_arrhenius(fits, table, out_dir, plot=not args.no_plot)
+    except LifDiffusionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        for pot, f in fits.items():
+            print(json.dumps({"potential": pot, **asdict(f)}))
+    else:
+        for pot, f in fits.items():
+            err = f"{f.ea_stderr_ev:.3f}" if f.ea_stderr_ev is not None else "n/a"
+            chi = f"{f.chi2_reduced:.2f}" if f.chi2_reduced is not None else "n/a"
+            print(f"{pot}: Ea = {f.ea_ev:.3f} ± {err} eV, D0 = {f.d0_cm2_s:.3e} cm²/s, "
+                  f"{f.n_points} temperatures {min(f.temperatures_k):g}-{max(f.temperatures_k):g} K, χ²_red = {chi}")
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

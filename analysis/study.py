@@ -1,0 +1,104 @@
+"""A study directory (``runs/<study>``) → one diffusivity estimate per potential and temperature.
+
+Run directories are found by their ``summary.json``; only finished runs are analysed (others are listed in a
+warning). Replicas (seeds) of one potential and temperature are pooled (see :mod:`analysis.diffusion`). The
+atoms analysed follow the study's ``analysis.selection``: ``li`` (every Li: the tracer diffusivity of Li) or
+``defect`` (the tagged interstitial atom).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.diffusion import DiffusionEstimate, estimate_diffusion
+from analysis.trajectory import read_dump
+from inputs.errors import AnalysisError
+from inputs.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+DUMP = "traj.dump"
+
+
+@dataclass(frozen=True)
+class StateResult:
+    potential: str
+    temperature_k: float
+    estimate: DiffusionEstimate
+    run_dirs: tuple[str, ...]
+    selection: str
+
+
+def find_runs(study_dir: Path) -> list[tuple[Path, dict]]:
+    runs = []
+    for s in sorted(Path(study_dir).glob("**/summary.json")):
+        try:
+            runs.append((s.parent, json.loads(s.read_text())))
+        except json.JSONDecodeError:
+            warnings.warn(f"skipping {s}: not valid JSON", stacklevel=2)
+    if not runs:
+        raise AnalysisError(f"{study_dir} holds no run directories (no summary.json below it)")
+    return runs
+
+
+def selection_for(summary: dict) -> tuple[str, str]:
+    """(name, MDAnalysis selection) for the study's choice of atoms."""
+    choice = summary["config"]["analysis"]["selection"]
+    li_type = summary["structure"]["type_order"].index("Li") + 1
+    if choice == "defect":
+        ids = summary["structure"]["defect"]["atom_ids"]
+        if not ids:
+            raise AnalysisError(f"selection 'defect' but the structure has no interstitial atom")
+        return choice, "id " + " ".join(map(str, ids))
+    return choice, f"type {li_type}"
+
+
+def analyse_study(study_dir: Path) -> list[StateResult]:
+    groups: dict[tuple[str, float], list[tuple[Path, dict]]] = {}
+    pending = []
+    for run_dir, summary in find_runs(study_dir):
+        if summary.get("status") != "finished" or not (run_dir / DUMP).exists():
+            pending.append(f"{run_dir} ({summary.get('status')})")
+            continue
+        groups.setdefault((summary["potential"], float(summary["temperature_k"])), []).append((run_dir, summary))
+    if pending:
+        warnings.warn(f"{len(pending)} run(s) not finished and left out: {', '.join(pending[:5])}"
+                      + (" ..." if len(pending) > 5 else ""), stacklevel=2)
+    if not groups:
+        raise AnalysisError(f"{study_dir} has no finished runs to analyse")
+    results = []
+    for (pot, t), runs in sorted(groups.items()):
+        an = runs[0][1]["config"]["analysis"]
+        name, sel = selection_for(runs[0][1])
+        trajs = [read_dump(d / DUMP, s["config"]["md"]["timestep_fs"], select=sel) for d, s in runs]
+        est = estimate_diffusion(trajs, n_blocks=an["n_blocks"], start_fraction=an["fit_start_fraction"],
+                                 end_fraction=an["fit_end_fraction"])
+        results.append(StateResult(pot, t, est, tuple(str(d) for d, _ in runs), name))
+    return results
+
+
+COLUMNS = ("potential", "temperature_k", "d_cm2_s", "d_stderr_cm2_s", "fit_start_ps", "fit_end_ps",
+           "n_replicas", "n_blocks", "n_samples", "n_atoms", "simulated_ps", "selection", "method")
+
+
+def write_diffusivity_table(results: list[StateResult], path: Path) -> Path:
+    """CSV, one row per potential and temperature; D in cm²/s, times in ps."""
+    rows = []
+    for r in results:
+        e = r.estimate
+        rows.append({"potential": r.potential, "temperature_k": r.temperature_k, "d_cm2_s": e.d_cm2_s,
+                     "d_stderr_cm2_s": "" if e.d_stderr_cm2_s is None else e.d_stderr_cm2_s,
+                     "fit_start_ps": e.fit_start_ps, "fit_end_ps": e.fit_end_ps, "n_replicas": e.n_replicas,
+                     "n_blocks": e.n_blocks, "n_samples": e.n_samples, "n_atoms": e.n_atoms,
+                     "simulated_ps": e.simulated_ps, "selection": r.selection, "method": e.method})
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(Path(path), buf.getvalue())

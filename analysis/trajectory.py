@@ -1,0 +1,142 @@
+"""Reading trajectories: any LAMMPS text dump with unwrapped coordinates (``xu yu zu``), through MDAnalysis.
+
+The dump is its own topology (atom ids and types come from its columns); ``data`` optionally names a LAMMPS
+data file whose atoms (matched by id) the selection is evaluated on, for dumps without the column you select on.
+Times come from the dump's step column times the MD timestep, since MDAnalysis cannot know the timestep.
+A truncated last frame (a run killed while writing) is dropped with a warning; everything before it is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inputs.errors import AnalysisError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Unwrapped positions (n_frames, n_atoms, 3) in Å, float64, and their times in ps."""
+
+    positions: np.ndarray
+    times_ps: np.ndarray
+    steps: np.ndarray
+    atom_ids: np.ndarray
+    source: str
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.times_ps)
+
+    @property
+    def frame_interval_ps(self) -> float:
+        return float(self.times_ps[1] - self.times_ps[0]) if self.n_frames > 1 else float("nan")
+
+
+def _scan(path: Path) -> tuple[int, int, bool]:
+    """(atoms per frame, complete frames, truncated?) from line counts, without parsing coordinates."""
+    with open(path, "rb") as fh:
+        head = [fh.readline() for _ in range(9)]
+    if not head[0].startswith(b"ITEM: TIMESTEP") or not head[2].startswith(b"ITEM: NUMBER OF ATOMS"):
+        raise AnalysisError(f"{path} is not a LAMMPS text dump (no 'ITEM: TIMESTEP' header)")
+    try:
+        n_atoms = int(head[3])
+    except ValueError:
+        raise AnalysisError(f"{path}: unreadable atom count {head[3]!r}") from None
+    cols = head[8].decode(errors="replace").split()[2:]
+    if not {"xu", "yu", "zu"} <= set(cols):
+        raise AnalysisError(
+            f"{path} has no unwrapped coordinates (columns: {' '.join(cols) or 'none'}); diffusion needs xu yu zu: "
+            f"write the dump with `dump ID GROUP custom N FILE id type xu yu zu`")
+    if "id" not in cols:
+        raise AnalysisError(f"{path} has no 'id' column; atoms cannot be followed between frames")
+    lines, last = 0, b"\n"  # complete (newline-terminated) lines, and the file's last byte
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 24):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    per_frame = n_atoms + 9
+    # a cut-off last line is not counted, so a frame whose final line was cut is not complete
+    complete = lines // per_frame
+    truncated = lines % per_frame != 0 or last != b"\n"
+    return n_atoms, complete, truncated
+
+
+def read_dump(path: str | Path, timestep_fs: float, select: str | None = None,
+              data: str | Path | None = None) -> Trajectory:
+    """Positions of the selected atoms from a LAMMPS dump. ``select`` is an MDAnalysis selection ("type 1")."""
+    import MDAnalysis as mda  # heavy: imported when a trajectory is read
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"dump file {path} does not exist")
+    if not timestep_fs > 0:
+        raise AnalysisError(f"--timestep-fs must be positive, got {timestep_fs}")
+    n_atoms, n_complete, truncated = _scan(path)
+    if truncated:
+        warnings.warn(f"{path}: the last frame is incomplete (truncated file); using the {n_complete} complete "
+                      f"frames before it", stacklevel=2)
+    if n_complete < 2:
+        raise AnalysisError(f"{path} has {n_complete} complete frame(s); a diffusion estimate needs many")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MDAnalysis guesses masses from types and says so
+        u = mda.Universe(str(path), format="LAMMPSDUMP", lammps_coordinate_convention="unwrapped",
+                         dt=timestep_fs / 1000.0)
+    atoms = u.atoms
+    if data is not None:
+        ids = _ids_from_data(Path(data), select, mda)
+        atoms = u.atoms[np.isin(u.atoms.ids, ids)]
+    elif select:
+        try:
+            atoms = u.select_atoms(select)
+        except Exception as e:  # MDAnalysis raises SelectionError or ValueError
+            raise AnalysisError(f"invalid selection {select!r}: {e}") from None
+    if len(atoms) == 0:
+        raise AnalysisError(f"selection {select!r} matches no atoms in {path}"
+                            + (f" (with topology {data})" if data else ""))
+    idx = atoms.indices
+    pos = np.empty((n_complete, len(idx), 3), dtype=np.float64)
+    steps = np.empty(n_complete, dtype=np.int64)
+    for i, ts in enumerate(u.trajectory[:n_complete]):
+        pos[i] = ts.positions[idx]
+        steps[i] = ts.data["step"]
+    if np.any(np.diff(steps) <= 0):
+        bad = int(np.argmax(np.diff(steps) <= 0)) + 1
+        raise AnalysisError(f"{path}: timesteps are not increasing at frame {bad} (step {steps[bad - 1]} then "
+                            f"{steps[bad]}); a restarted run appended frames twice?")
+    if len(set(np.diff(steps))) > 1:
+        raise AnalysisError(f"{path}: frames are not evenly spaced in time (step gaps {sorted(set(np.diff(steps)))})")
+    times = (steps - steps[0]) * (timestep_fs / 1000.0)
+    return Trajectory(pos, times.astype(np.float64), steps, np.asarray(atoms.ids), str(path))
+
+
+_MDA_ATOM_STYLES = {"atomic": "id type x y z", "charge": "id type charge x y z"}
+
+
+def _data_style(data: Path) -> dict:
+    """MDAnalysis needs the column layout of styles other than ``full``; read it from the ``Atoms # style`` line."""
+    with open(data) as fh:
+        for line in fh:
+            if line.startswith("Atoms"):
+                style = line.partition("#")[2].strip()
+                return {"atom_style": _MDA_ATOM_STYLES[style]} if style in _MDA_ATOM_STYLES else {}
+    return {}
+
+
+def _ids_from_data(data: Path, select: str | None, mda) -> np.ndarray:
+    if not data.is_file():
+        raise AnalysisError(f"data file {data} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            top = mda.Universe(str(data), format="DATA", **_data_style(data))
+        atoms = top.select_atoms(select) if select else top.atoms
+    except Exception as e:
+        raise AnalysisError(f"cannot use {data} as topology with selection {select!r}: {e}") from None
+    return np.asarray(atoms.ids)

@@ -1,0 +1,126 @@
+"""The driver's command line: render a study, run it locally, report what state its runs are in.
+
+    python -m driver render --study default [--root runs] [--temperature 400 ...] [--potential NAME ...]
+    python -m driver run    --study default [--temperature 400] [--lmp /path/to/lmp] [--no-progress]
+    python -m driver status runs/default
+
+``run`` renders (idempotently), runs every run that is not finished (resuming interrupted ones), then prints
+D ± σ for each potential and temperature and what to run next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from inputs.errors import LifDiffusionError
+
+log = logging.getLogger("driver")
+
+
+def _study(args):
+    from inputs.study import load_study
+
+    study = load_study(args.study)
+    temps = tuple(args.temperature) if args.temperature else None
+    pots = tuple(args.potential) if args.potential else None
+    if temps or pots:
+        study = study.restricted(temperatures_k=temps, potentials=pots)
+    return study
+
+
+def cmd_render(args) -> int:
+    from driver.render import render_study
+
+    study = _study(args)
+    paths = render_study(study, args.root)
+    print(f"rendered {len(paths)} run(s) of study {study.name!r} under {Path(args.root) / study.name}")
+    for p in paths:
+        print(f"  {p}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from analysis.diffusion import format_d
+    from analysis.study import analyse_study, write_diffusivity_table
+    from driver.lammps import find_lammps
+    from driver.render import render_study
+    from driver.runner import run_one
+
+    study = _study(args)
+    lmp = find_lammps(args.lmp)
+    paths = render_study(study, args.root)
+    print(f"study {study.name!r}: {len(paths)} run(s) under {Path(args.root) / study.name}; LAMMPS: {lmp}",
+          file=sys.stderr)
+    failed = []
+    for p in paths:
+        try:
+            run_one(p, lmp, progress=not args.no_progress, threads=args.threads)
+        except LifDiffusionError as e:
+            failed.append(str(e))
+            print(f"error: {e}", file=sys.stderr)
+    study_dir = Path(args.root) / study.name
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unfinished runs elsewhere in the study are expected
+        results = [r for r in analyse_study(study_dir)
+                   if r.potential in study.potentials and r.temperature_k in study.temperatures_k]
+    table = write_diffusivity_table(results, study_dir / "diffusivity.csv")
+    for r in results:
+        e = r.estimate
+        print(f"{r.potential} {r.temperature_k:g} K: {format_d(e)}  ({r.selection} atoms, {e.n_replicas} replica(s), "
+              f"fit {e.fit_start_ps:g}-{e.fit_end_ps:g} ps)")
+    print(f"\ntable: {table}\nnext:\n"
+          f"  python -m driver run --study {args.study}             # the whole temperature ladder\n"
+          f"  python -m analysis.arrhenius {study_dir}        # Ea ± σ, tables and arrhenius.png\n"
+          f"  python -m driver status {study_dir}")
+    return 1 if failed else 0
+
+
+def cmd_status(args) -> int:
+    from analysis.study import find_runs
+
+    rows = find_runs(Path(args.study_dir))
+    counts: dict[str, int] = {}
+    for run_dir, s in rows:
+        st = s.get("status", "?")
+        counts[st] = counts.get(st, 0) + 1
+        extra = f"  {s['error']}" if st == "failed" and s.get("error") else ""
+        print(f"{st:9s} {run_dir}{extra}")
+    print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m driver", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, fn, help_ in (("render", cmd_render, "render a study into run directories"),
+                            ("run", cmd_run, "render, run locally and report D ± σ")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--study", default="default", help="built-in study name or path of a .toml file")
+        p.add_argument("--root", default="runs", help="where run directories go (default: runs)")
+        p.add_argument("--temperature", type=float, action="append", help="only this T in K (repeatable)")
+        p.add_argument("--potential", action="append", help="only this potential (repeatable)")
+        p.set_defaults(fn=fn)
+        if name == "run":
+            p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
+            p.add_argument("--threads", type=int, default=1, help="OpenMP threads per LAMMPS run (default 1)")
+            p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = sub.add_parser("status", help="state of each run of a study directory")
+    p.add_argument("study_dir")
+    p.set_defaults(fn=cmd_status)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("MDAnalysis").setLevel(logging.ERROR)  # chatty about optional readers and guessers
+    try:
+        return args.fn(args)
+    except LifDiffusionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

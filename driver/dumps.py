@@ -1,0 +1,76 @@
+"""LAMMPS text dump segments → one clean trajectory.
+
+A frame is 9 header lines (``ITEM: TIMESTEP``, step, ``ITEM: NUMBER OF ATOMS``, n, box header and 3 box lines,
+``ITEM: ATOMS ...``) plus n atom lines. Segments are written by successive attempts of one run; attempt k+1
+starts from a restart file written at or before the point where attempt k was killed, so it rewrites the frames
+attempt k wrote past that restart. Merging keeps, from each segment, the frames before the next segment's first
+step, and drops a frame cut off by a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from inputs.errors import AnalysisError
+
+
+@dataclass(frozen=True)
+class Merged:
+    frames: int
+    first_step: int | None
+    last_step: int | None
+
+
+def iter_frames(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(step, lines) for every complete frame of a text dump; a truncated last frame is skipped."""
+    with open(path) as fh:
+        while True:
+            head = [fh.readline() for _ in range(4)]
+            if not head[0]:
+                return
+            if not head[0].startswith("ITEM: TIMESTEP") or not all(h.endswith("\n") for h in head):
+                return
+            try:
+                step, n = int(head[1]), int(head[3])
+            except ValueError:
+                return
+            rest = [fh.readline() for _ in range(5 + n)]
+            if not rest[-1].endswith("\n"):
+                return  # cut off mid-frame
+            yield step, head + rest
+
+
+def first_step(path: Path) -> int | None:
+    for step, _ in iter_frames(path):
+        return step
+    return None
+
+
+def merge_segments(segment_paths: list[Path], out: Path) -> Merged:
+    """Write the segments, in order, as one monotonic trajectory to ``out`` (atomically)."""
+    starts = [first_step(p) for p in segment_paths]
+    tmp = out.with_name(f".{out.name}.tmp")
+    frames, first, last = 0, None, None
+    with open(tmp, "w") as fh:
+        for i, path in enumerate(segment_paths):
+            later = [s for s in starts[i + 1:] if s is not None]
+            stop = min(later) if later else None
+            for step, lines in iter_frames(path):
+                if stop is not None and step >= stop:
+                    break
+                if last is not None and step <= last:
+                    continue
+                fh.writelines(lines)
+                frames += 1
+                first = step if first is None else first
+                last = step
+        fh.flush()
+        os.fsync(fh.fileno())
+    if frames == 0:
+        tmp.unlink()
+        raise AnalysisError(f"no complete frames in {[str(p) for p in segment_paths]}")
+    os.replace(tmp, out)
+    return Merged(frames, first, last)

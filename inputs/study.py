@@ -1,0 +1,241 @@
+"""Study files: what to simulate, as typed, validated, frozen configuration.
+
+A study is a TOML file (read with :mod:`tomllib`): the system (LiF supercell and defect), the potentials (names
+from the catalog), the temperature ladder in K, the replicas (one velocity seed each), the MD lengths in ps and
+the analysis choices. ``load_study("default")`` reads ``inputs/studies/default.toml``; any other argument is a path.
+Every field is required unless it has a default here; unknown keys are errors, so a typo never goes unnoticed.
+Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import MISSING, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from inputs.errors import InputError
+from inputs.structure import DEFECT_KINDS
+
+Selection = Literal["li", "defect"]
+SELECTIONS: tuple[str, ...] = get_args(Selection)
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    lattice_constant_angstrom: float
+    supercell: tuple[int, int, int]
+    defect: str = "interstitial"
+
+
+@dataclass(frozen=True)
+class MDSpec:
+    """MD lengths, all physical times in ps except the timestep (fs). The driver turns them into steps."""
+
+    timestep_fs: float
+    equilibration_ps: float
+    production_ps: float
+    dump_interval_ps: float
+    thermo_interval_ps: float
+    restart_interval_ps: float
+    thermostat_damping_ps: float = 0.1
+
+    def steps(self, time_ps: float, what: str) -> int:
+        """``time_ps`` as a whole number of timesteps; raises if it is not one."""
+        n = time_ps * 1000.0 / self.timestep_fs
+        if abs(n - round(n)) > 1e-6 * max(1.0, n):
+            raise InputError(f"md.{what} = {time_ps} ps is not a whole number of {self.timestep_fs} fs timesteps")
+        return int(round(n))
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """How D is estimated. The fit window is a fraction of a block's length (see analysis.diffusion)."""
+
+    selection: str = "li"
+    n_blocks: int = 5
+    fit_start_fraction: float = 0.1
+    fit_end_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    potentials: tuple[str, ...]
+    temperatures_k: tuple[float, ...]
+    seeds: tuple[int, ...]
+    system: SystemSpec
+    md: MDSpec
+    analysis: AnalysisSpec
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def restricted(self, temperatures_k: tuple[float, ...] | None = None,
+                   potentials: tuple[str, ...] | None = None) -> "Study":
+        """The same study limited to some temperatures or potentials (each must be one the study has or a new T)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        if temperatures_k is not None:
+            kw["temperatures_k"] = tuple(float(t) for t in temperatures_k)
+        if potentials is not None:
+            unknown = [p for p in potentials if p not in self.potentials]
+            if unknown:
+                raise InputError(f"study {self.name!r} has no potential {unknown}; it has {list(self.potentials)}")
+            kw["potentials"] = tuple(potentials)
+        return Study(**kw)
+
+
+def _fail(study: Study | str, field_name: str, msg: str) -> InputError:
+    src = study.source if isinstance(study, Study) else study
+    return InputError(f"{src}: {field_name}: {msg}")
+
+
+def _validate(s: Study) -> None:
+    if not s.name or any(c in s.name for c in "/\\") or s.name.startswith("."):
+        raise _fail(s, "name", f"{s.name!r} is not usable as a directory name")
+    if not s.potentials:
+        raise _fail(s, "potentials", "list at least one potential")
+    if len(set(s.potentials)) != len(s.potentials):
+        raise _fail(s, "potentials", f"duplicate entries in {list(s.potentials)}")
+    if not s.temperatures_k:
+        raise _fail(s, "temperatures_k", "list at least one temperature")
+    for t in s.temperatures_k:
+        if not math.isfinite(t) or t <= 0:
+            raise _fail(s, "temperatures_k", f"temperatures must be positive (K), got {t}")
+    if len(set(s.temperatures_k)) != len(s.temperatures_k):
+        raise _fail(s, "temperatures_k", f"duplicate temperatures in {list(s.temperatures_k)} (duplicate runs)")
+    if not s.seeds:
+        raise _fail(s, "seeds", "list at least one seed (one replica each)")
+    if len(set(s.seeds)) != len(s.seeds):
+        raise _fail(s, "seeds", f"duplicate seeds in {list(s.seeds)} (duplicate runs)")
+    if any(not 0 < k < 2**31 for k in s.seeds):
+        raise _fail(s, "seeds", "LAMMPS seeds must be integers between 1 and 2147483647")
+    sy = s.system
+    if not math.isfinite(sy.lattice_constant_angstrom) or sy.lattice_constant_angstrom <= 0:
+        raise _fail(s, "system.lattice_constant_angstrom", "must be a positive length in Å")
+    if len(sy.supercell) != 3 or any(n < 1 for n in sy.supercell):
+        raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
+    if sy.defect not in DEFECT_KINDS:
+        raise _fail(s, "system.defect", f"{sy.defect!r} is not one of {', '.join(DEFECT_KINDS)}")
+    md = s.md
+    for name in ("timestep_fs", "equilibration_ps", "production_ps", "dump_interval_ps",
+                 "thermo_interval_ps", "restart_interval_ps", "thermostat_damping_ps"):
+        v = getattr(md, name)
+        if not math.isfinite(v) or v < 0 or (v == 0 and name != "equilibration_ps"):
+            raise _fail(s, f"md.{name}", f"must be {'non-negative' if name == 'equilibration_ps' else 'positive'}, got {v}")
+    for name in ("dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
+        if getattr(md, name) > md.production_ps:
+            raise _fail(s, f"md.{name}", f"{getattr(md, name)} ps is longer than md.production_ps = {md.production_ps} ps")
+    for name in ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
+        try:
+            md.steps(getattr(md, name), name)
+        except InputError as e:
+            raise _fail(s, f"md.{name}", str(e).split(": ", 1)[-1]) from None
+    n_frames = md.steps(md.production_ps, "production_ps") // md.steps(md.dump_interval_ps, "dump_interval_ps")
+    an = s.analysis
+    if an.selection not in SELECTIONS:
+        raise _fail(s, "analysis.selection", f"{an.selection!r} is not one of {', '.join(SELECTIONS)}")
+    if an.selection == "defect" and sy.defect not in ("interstitial", "frenkel"):
+        raise _fail(s, "analysis.selection", f"'defect' needs an interstitial atom, but system.defect is {sy.defect!r}")
+    if an.n_blocks < 1:
+        raise _fail(s, "analysis.n_blocks", "must be at least 1")
+    if not 0 <= an.fit_start_fraction < an.fit_end_fraction <= 1:
+        raise _fail(s, "analysis.fit_*_fraction", "need 0 <= fit_start_fraction < fit_end_fraction <= 1")
+    if n_frames // an.n_blocks < 10:
+        raise _fail(s, "md.dump_interval_ps", f"{n_frames} frames make blocks of fewer than 10 frames; dump more often")
+
+
+# --- reading TOML ------------------------------------------------------------------------------------------
+
+_SECTIONS = {"system": SystemSpec, "md": MDSpec, "analysis": AnalysisSpec}
+_TOP = ("name", "description", "potentials", "temperatures_k", "seeds")
+
+
+def _typed(src: str, where: str, value: Any, kind: type) -> Any:
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(src, where, f"expected a number, got {value!r}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(src, where, f"expected an integer, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise _fail(src, where, f"expected a string, got {value!r}")
+        return value
+    raise AssertionError(kind)
+
+
+def _list(src: str, where: str, value: Any, kind: type) -> tuple:
+    if not isinstance(value, list):
+        raise _fail(src, where, f"expected a list, got {value!r}")
+    return tuple(_typed(src, f"{where}[{i}]", v, kind) for i, v in enumerate(value))
+
+
+_FIELD_KINDS: dict[str, type] = {"supercell": int, "potentials": str, "temperatures_k": float, "seeds": int}
+
+
+def _section(src: str, name: str, table: Any, cls: type) -> Any:
+    if not isinstance(table, dict):
+        raise _fail(src, name, "expected a table")
+    known = {f.name: f for f in fields(cls)}
+    extra = sorted(set(table) - set(known))
+    if extra:
+        raise _fail(src, f"{name}.{extra[0]}", f"unknown key; {name} takes {', '.join(known)}")
+    kw = {}
+    for fname, f in known.items():
+        if fname not in table:
+            if f.default is MISSING:
+                raise _fail(src, f"{name}.{fname}", "missing (required)")
+            continue
+        kind = {"float": float, "int": int, "str": str}.get(str(f.type).split("[")[0], None)
+        if fname in _FIELD_KINDS:
+            kw[fname] = _list(src, f"{name}.{fname}", table[fname], _FIELD_KINDS[fname])
+        else:
+            kw[fname] = _typed(src, f"{name}.{fname}", table[fname], kind or str)
+    return cls(**kw)
+
+
+def study_from_dict(data: dict, source: str = "<memory>") -> Study:
+    extra = sorted(set(data) - set(_TOP) - set(_SECTIONS))
+    if extra:
+        raise _fail(source, extra[0], f"unknown key; a study has {', '.join(_TOP + tuple(_SECTIONS))}")
+    for key in ("name", "potentials", "temperatures_k", "seeds", "system", "md"):
+        if key not in data:
+            raise _fail(source, key, "missing (required)")
+    kw: dict[str, Any] = {
+        "name": _typed(source, "name", data["name"], str),
+        "description": _typed(source, "description", data.get("description", ""), str),
+        "potentials": _list(source, "potentials", data["potentials"], str),
+        "temperatures_k": _list(source, "temperatures_k", data["temperatures_k"], float),
+        "seeds": _list(source, "seeds", data["seeds"], int),
+    }
+    for name, cls in _SECTIONS.items():
+        kw[name] = _section(source, name, data.get(name, {}), cls)
+    return Study(source=source, **kw)
+
+
+def builtin_studies() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("inputs.studies").iterdir() if p.name.endswith(".toml"))
+
+
+def load_study(name_or_path: str | Path) -> Study:
+    """A built-in study by name (``default``, ``paper``) or a study file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        if str(name_or_path) not in builtin_studies():
+            raise InputError(f"unknown study {str(name_or_path)!r}; built-in studies are "
+                             f"{', '.join(builtin_studies())}, or give the path of a .toml file")
+        path = Path(str(resources.files("inputs.studies").joinpath(f"{name_or_path}.toml")))
+    if not path.is_file():
+        raise InputError(f"study file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML: {e}") from None
+    return study_from_dict(data, source=str(path))

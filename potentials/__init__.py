@@ -1,0 +1,1 @@
+"""Potentials: the catalog (name -> family, files, parameters) and one adapter per family."""

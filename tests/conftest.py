@@ -1,0 +1,64 @@
+"""Shared fixtures: small studies built in memory, and one real LAMMPS run reused by several tests."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inputs.study import Study, study_from_dict
+
+logging.getLogger("MDAnalysis").setLevel(logging.ERROR)
+
+TINY = {
+    "name": "tiny",
+    "description": "a few hundred steps, for tests",
+    "potentials": ["fumi-tosi"],
+    "temperatures_k": [700.0],
+    "seeds": [1],
+    "system": {"lattice_constant_angstrom": 4.01, "supercell": [3, 3, 3], "defect": "interstitial"},
+    "md": {"timestep_fs": 1.0, "equilibration_ps": 0.1, "production_ps": 0.6, "dump_interval_ps": 0.005,
+           "thermo_interval_ps": 0.05, "restart_interval_ps": 0.1},
+    "analysis": {"selection": "li", "n_blocks": 3, "fit_start_fraction": 0.1, "fit_end_fraction": 0.5},
+}
+
+
+def study_dict(**changes) -> dict:
+    """TINY with changes; keys like "md.timestep_fs" reach into sections."""
+    d = copy.deepcopy(TINY)
+    for key, value in changes.items():
+        where = d
+        *path, last = key.split(".")
+        for p in path:
+            where = where[p]
+        if value is None:
+            where.pop(last, None)
+        else:
+            where[last] = value
+    return d
+
+
+def make_study(**changes) -> Study:
+    return study_from_dict(study_dict(**changes), source="test.toml")
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """One real run of 217 atoms, 700 steps, through the driver (render + LAMMPS + merge)."""
+    from driver.lammps import find_lammps
+    from driver.render import render_study
+    from driver.runner import run_one
+
+    root = tmp_path_factory.mktemp("runs")
+    (run_dir,) = render_study(make_study(), root)
+    run_one(run_dir, find_lammps(), progress=False)
+    return run_dir
+
+
+def random_walk(n_frames: int, n_walkers: int, d_a2_ps: float, dt_ps: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian random walk positions (n_frames, n_walkers, 3) in Å with diffusivity d_a2_ps (Å²/ps)."""
+    steps = rng.normal(0.0, np.sqrt(2 * d_a2_ps * dt_ps), size=(n_frames - 1, n_walkers, 3))
+    return np.concatenate([np.zeros((1, n_walkers, 3)), np.cumsum(steps, axis=0)])

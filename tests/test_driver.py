@@ -1,0 +1,96 @@
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from analysis.trajectory import read_dump
+from driver.__main__ import main as driver_main
+from driver.dumps import iter_frames
+from driver.lammps import find_lammps, lammps_env
+from driver.render import render_study
+from driver.runner import lammps_command, run_one
+from inputs.errors import InputError, PotentialError
+from tests.conftest import make_study
+
+
+def test_finished_run_has_a_clean_trajectory_and_a_summary(finished_run):
+    s = json.loads((finished_run / "summary.json").read_text())
+    assert s["status"] == "finished" and s["seed"] == 1 and s["temperature_k"] == 700.0
+    assert s["inputs"]["in.lammps"]["sha256"] and s["versions"]["lammps"] and s["lammps"]["version"]
+    assert s["config"]["md_steps"]["production_ps"] == 600
+    steps = [st for st, _ in iter_frames(finished_run / "traj.dump")]
+    assert steps == list(range(100, 701, 5))  # production only, every dump interval, nothing twice
+    assert not list(finished_run.glob("traj.*.dump")) or (finished_run / "traj.dump").exists()
+
+
+def test_finished_run_is_not_rerun(finished_run):
+    before = (finished_run / "traj.dump").stat().st_mtime_ns
+    run_one(finished_run, find_lammps(), progress=False)
+    assert (finished_run / "traj.dump").stat().st_mtime_ns == before
+
+
+def test_driver_output_is_analysed(finished_run):
+    from analysis.study import analyse_study
+
+    (r,) = analyse_study(finished_run.parents[2])
+    assert r.potential == "fumi-tosi" and r.estimate.n_atoms == 109 and np.isfinite(r.estimate.d_cm2_s)
+
+
+@pytest.mark.integration
+def test_killed_run_resumes_to_a_monotonic_trajectory(tmp_path):
+    study = make_study(**{"md.production_ps": 3.0, "md.restart_interval_ps": 0.5, "md.dump_interval_ps": 0.01})
+    (run_dir,) = render_study(study, tmp_path)
+    lmp = find_lammps()
+    proc = subprocess.Popen(lammps_command(lmp, (), 0, None), cwd=run_dir, env=lammps_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dump = run_dir / "traj.0.dump"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (dump.exists() and dump.stat().st_size > 180 * 110 * 40):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(st for st, _ in iter_frames(dump))
+    assert 100 < killed_at < 3100, "the kill should land mid-production"
+    summary = run_one(run_dir, lmp, progress=False)
+    assert summary["status"] == "finished" and summary["segments"] == 2
+    steps = [st for st, _ in iter_frames(run_dir / "traj.dump")]
+    assert steps == list(range(100, 3101, 10))
+    traj = read_dump(run_dir / "traj.dump", 1.0, select="type 1")
+    assert traj.n_frames == len(steps) and np.all(np.diff(traj.times_ps) > 0)
+
+
+@pytest.mark.parametrize("changes, error, match", [
+    ({"potentials": ["nope"]}, PotentialError, "unknown potential 'nope'"),
+    ({"system.supercell": [2, 2, 2]}, InputError, "less than twice the 6.0 Å cutoff"),
+])
+def test_bad_input_leaves_no_run_directory(tmp_path, changes, error, match):
+    with pytest.raises(error, match=match):
+        render_study(make_study(**changes), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_reports_errors_in_one_line(tmp_path, capsys):
+    assert driver_main(["render", "--study", "nosuch", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown study 'nosuch'") and "Traceback" not in err
+    assert driver_main(["render", "--study", "default", "--temperature", "-5", "--root", str(tmp_path)]) == 2
+    assert "temperatures_k" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_render_is_idempotent_and_protects_started_runs(tmp_path):
+    study = make_study()
+    (d,) = render_study(study, tmp_path)
+    s = json.loads((d / "summary.json").read_text())
+    assert render_study(study, tmp_path) == [d]
+    s["status"] = "finished"
+    (d / "summary.json").write_text(json.dumps(s))
+    with pytest.raises(InputError, match="different deck"):
+        render_study(make_study(**{"md.thermostat_damping_ps": 0.2}), tmp_path)
+
+
+def test_status_cli(finished_run, capsys):
+    assert driver_main(["status", str(finished_run.parents[2])]) == 0
+    assert "finished" in capsys.readouterr().out

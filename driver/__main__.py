@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inputs.errors import LifDiffusionError
@@ -55,12 +57,18 @@ def cmd_run(args) -> int:
     print(f"study {study.name!r}: {len(paths)} run(s) under {Path(args.root) / study.name}; LAMMPS: {lmp}",
           file=sys.stderr)
     failed = []
-    for p in paths:
+    jobs = max(1, min(args.jobs or (os.cpu_count() or 1) // args.threads, len(paths)))
+
+    def one(i_path):
+        i, p = i_path
         try:
-            run_one(p, lmp, progress=not args.no_progress, threads=args.threads)
+            run_one(p, lmp, progress=not args.no_progress, threads=args.threads, position=i % jobs)
         except LifDiffusionError as e:
             failed.append(str(e))
             print(f"error: {e}", file=sys.stderr)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is a LAMMPS process; threads only wait
+        list(pool.map(one, enumerate(paths)))
     study_dir = Path(args.root) / study.name
     import warnings
 
@@ -108,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "run":
             p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
             p.add_argument("--threads", type=int, default=1, help="OpenMP threads per LAMMPS run (default 1)")
+            p.add_argument("--jobs", type=int, default=None,
+                           help="runs at once (default: cores / threads)")
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p = sub.add_parser("status", help="state of each run of a study directory")
     p.add_argument("study_dir")

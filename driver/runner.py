@@ -69,7 +69,7 @@ def _block_from_summary(s: dict) -> PairBlock:
                      styles=tuple(tuple(x) for x in req.get("styles", ())), lmp_args=tuple(req.get("args", ())))
 
 
-def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1) -> dict:
+def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1, position: int = 0) -> dict:
     """Run (or resume) one run directory to completion. Returns its summary; raises LammpsError on failure."""
     run_dir = Path(run_dir)
     s = summ.read_summary(run_dir)
@@ -79,10 +79,11 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1)
     block = _block_from_summary(s)
     check_requirements(info, block, s["potential"])
     with run_lock(run_dir):
-        return _run_locked(run_dir, s, info, block, progress, threads)
+        return _run_locked(run_dir, s, info, block, progress, threads, position)
 
 
-def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, progress: bool, threads: int) -> dict:
+def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, progress: bool, threads: int,
+                position: int) -> dict:
     total = int(s["config"]["md_steps"]["equilibration_ps"] + s["config"]["md_steps"]["production_ps"])
     segs = segments(run_dir)
     restarts = restart_candidates(run_dir)
@@ -97,7 +98,8 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
     t0 = time.monotonic()
     err = None
     for restart in attempts:
-        rc, err, last_step = _lammps(run_dir, info.executable, block, segment, restart, total, progress, threads)
+        rc, err, last_step = _lammps(run_dir, info.executable, block, segment, restart, total, progress, threads,
+                                       position)
         if rc == 0 and err is None:
             break
         if restart is not None and "restart" in (err or "").lower():
@@ -127,13 +129,13 @@ def lammps_command(lmp: str, block_args: tuple[str, ...], segment: int, restart:
 
 
 def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Path | None, total: int,
-            progress: bool, threads: int) -> tuple[int, str | None, int]:
+            progress: bool, threads: int, position: int) -> tuple[int, str | None, int]:
     cmd = lammps_command(lmp, block.lmp_args, segment, restart)
     env = lammps_env()
     env["OMP_NUM_THREADS"] = str(threads)
     tail: deque[str] = deque(maxlen=40)
     last_step, done = 0, False
-    bar = _progress_bar(total, str(run_dir), progress)
+    bar = _progress_bar(total, str(run_dir), progress, position)
     proc = subprocess.Popen(cmd, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, bufsize=1)
     try:
@@ -167,9 +169,10 @@ def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Pa
     return 0, None, last_step
 
 
-def _progress_bar(total: int, desc: str, enabled: bool):
+def _progress_bar(total: int, desc: str, enabled: bool, position: int):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=True, mininterval=1.0)
+    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=True, mininterval=1.0,
+                position=position)

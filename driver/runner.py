@@ -131,7 +131,7 @@ def lammps_command(lmp: str, block_args: tuple[str, ...], segment: int, restart:
 def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Path | None, total: int,
             progress: bool, threads: int, position: int) -> tuple[int, str | None, int]:
     cmd = lammps_command(lmp, block.lmp_args, segment, restart)
-    env = lammps_env()
+    env = lammps_env(lmp)
     env["OMP_NUM_THREADS"] = str(threads)
     tail: deque[str] = deque(maxlen=40)
     last_step, done = 0, False

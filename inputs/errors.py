@@ -17,6 +17,10 @@ class PotentialError(LifDiffusionError):
     """A potential is unknown, its model files are missing or inconsistent with the structure."""
 
 
+class ModelMissingError(PotentialError):
+    """A catalog potential whose model file is not on this machine (a study runs its other potentials)."""
+
+
 class LammpsError(LifDiffusionError):
     """LAMMPS is missing, lacks a required package or style, or a run failed."""
 

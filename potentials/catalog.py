@@ -21,6 +21,7 @@ from potentials.base import PairBlock
 #: family -> module implementing ``pair_block``. Add a family by adding a line here.
 FAMILIES: dict[str, str] = {
     "classical": "potentials.classical",
+    "mace": "potentials.mace",
 }
 
 
@@ -65,7 +66,7 @@ def get_entry(name: str) -> PotentialEntry:
     return catalog[name]
 
 
-def resolve(name: str, type_order: tuple[str, ...]) -> tuple[PotentialEntry, PairBlock]:
+def resolve(name: str, type_order: tuple[str, ...], accelerator: str = "cpu") -> tuple[PotentialEntry, PairBlock]:
     """The catalog entry and pair block for ``name``, checked against the structure's element order."""
     entry = get_entry(name)
     if entry.family not in FAMILIES:
@@ -75,5 +76,5 @@ def resolve(name: str, type_order: tuple[str, ...]) -> tuple[PotentialEntry, Pai
     if missing:
         raise PotentialError(f"potential {name!r} covers elements {list(entry.elements)}, not {missing} "
                              f"that the structure has (LAMMPS types {list(type_order)})")
-    block = importlib.import_module(FAMILIES[entry.family]).pair_block(entry, type_order)
+    block = importlib.import_module(FAMILIES[entry.family]).pair_block(entry, type_order, accelerator)
     return entry, block

@@ -13,7 +13,7 @@ from inputs.errors import PotentialError
 KSPACE_STYLES = ("ewald", "pppm")
 
 
-def pair_block(entry: PotentialEntry, type_order: tuple[str, ...]) -> PairBlock:
+def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
     p = entry.params
     try:
         cutoff = float(p["cutoff_angstrom"])

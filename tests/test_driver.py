@@ -44,7 +44,7 @@ def test_killed_run_resumes_to_a_monotonic_trajectory(tmp_path):
     study = make_study(**{"md.production_ps": 3.0, "md.restart_interval_ps": 0.5, "md.dump_interval_ps": 0.01})
     (run_dir,) = render_study(study, tmp_path)
     lmp = find_lammps()
-    proc = subprocess.Popen(lammps_command(lmp, (), 0, None), cwd=run_dir, env=lammps_env(),
+    proc = subprocess.Popen(lammps_command(lmp, (), 0, None), cwd=run_dir, env=lammps_env(lmp),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dump = run_dir / "traj.0.dump"
     deadline = time.time() + 120

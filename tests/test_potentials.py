@@ -56,6 +56,6 @@ def test_fumi_tosi_lattice_constant_is_about_4_01(tmp_path):
                       "minimize 1e-12 1e-8 2000 20000", 'print "LX $(lx:%.8f)"'])
     (tmp_path / "in.relax").write_text(deck + "\n")
     out = subprocess.run([find_lammps(), "-in", "in.relax", "-log", "none"], cwd=tmp_path, capture_output=True,
-                         text=True, env=lammps_env(), timeout=300).stdout
+                         text=True, env=lammps_env(find_lammps()), timeout=300).stdout
     a = float(re.search(r"^LX (\S+)", out, re.M).group(1)) / 4
     assert a == pytest.approx(4.01, abs=0.015)

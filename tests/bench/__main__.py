@@ -34,7 +34,7 @@ if kind == "driver":
 elif kind == "lmp":
     import subprocess
     from driver.lammps import find_lammps, lammps_env
-    subprocess.run([find_lammps(), "-in", "in.lammps", "-log", "log.bare"], cwd=arg, env=lammps_env(),
+    subprocess.run([find_lammps(), "-in", "in.lammps", "-log", "log.bare"], cwd=arg, env=lammps_env(find_lammps()),
                    stdout=subprocess.DEVNULL, check=True)
 elif kind == "parse":
     import MDAnalysis as mda

@@ -1,0 +1,175 @@
+"""The MACE family: a ``.model`` file → a model LAMMPS runs through ``pair_style mliap unified``.
+
+Where the model comes from (catalog parameters):
+
+- ``model = "path/to/file.model"``: a local file (``~`` and ``$VARS`` expanded; a relative path is taken in
+  ``<cache>/models/``, the cache being ``$LIF_DIFFUSION_CACHE`` or ``~/.cache/lif-diffusion``);
+- ``foundation = "mace-mpa-0"`` with ``url`` (and optionally ``sha256``): downloaded once into the cache and
+  checked; without network, the error says where to put the file by hand.
+
+The model is converted once per (checksum, head, accelerator) and cached under ``<cache>/mliap/``:
+
+- ``cpu``: :class:`potentials.mace_mliap.MACEMliapCPU`, which runs on LAMMPS's plain ML-IAP coupling (serial);
+  the deck registers the LAMMPS handle it needs (``python lif_attach ... SELF``);
+- ``gpu``: mace-torch's own ``LAMMPS_MLIAP_MACE`` (with cuEquivariance kernels when installed) for a KOKKOS build,
+  run with ``-k on g 1 -sf kk -pk kokkos newton on neigh half``.
+
+Multi-head models need ``head``; the elements of the model must cover the structure's (checked, never assumed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from inputs.errors import ModelMissingError, PotentialError
+from inputs.io import sha256_file
+from potentials.base import PairBlock
+from potentials.catalog import PotentialEntry
+
+ACCELERATORS = ("cpu", "gpu")
+KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LIF_DIFFUSION_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lif-diffusion"
+    return Path(root)
+
+
+def model_file(entry: PotentialEntry) -> Path:
+    """The ``.model`` file of an entry: a local path, or a foundation model fetched into the cache."""
+    p = entry.params
+    if "model" in p:
+        path = Path(os.path.expandvars(os.path.expanduser(str(p["model"]))))
+        if not path.is_absolute():
+            path = cache_dir() / "models" / path
+        if not path.is_file():
+            raise ModelMissingError(f"potential {entry.name!r}: model file {path} does not exist")
+        return path
+    if "url" not in p:
+        raise PotentialError(f"potential {entry.name!r}: catalog entry needs 'model' (a path) or 'url'")
+    url, want = str(p["url"]), p.get("sha256")
+    path = cache_dir() / "models" / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        _download(entry.name, url, path)
+    if want and sha256_file(path) != want:
+        raise PotentialError(f"potential {entry.name!r}: {path} has sha256 {sha256_file(path)}, expected {want}; "
+                             "delete it to download again")
+    return path
+
+
+def _download(name: str, url: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(r, out)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelMissingError(f"potential {name!r}: cannot download {url} ({e}); without network, download it "
+                                f"elsewhere and put it at {path}") from None
+
+
+def load_model(path: Path):
+    """A MACE model from a ``.model`` file, in float64 on the CPU; clear errors for files that are not one."""
+    import torch
+
+    try:
+        model = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:  # pickle, zip and torch errors alike
+        raise PotentialError(f"{path} is not a readable MACE model ({type(e).__name__}: {e})") from None
+    if not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
+        raise PotentialError(f"{path} holds a {type(model).__name__}, not a MACE model")
+    return model.double().to("cpu")
+
+
+def model_elements(model) -> tuple[str, ...]:
+    from ase.data import chemical_symbols
+
+    return tuple(chemical_symbols[int(z)] for z in model.atomic_numbers)
+
+
+def choose_head(model, head: str | None, path: Path) -> str | None:
+    heads = list(getattr(model, "heads", None) or [])
+    if len(heads) <= 1:
+        if head not in (None, *heads):
+            raise PotentialError(f"{path} has no head {head!r}; heads: {heads or ['(single head)']}")
+        return heads[0] if heads else None
+    if head is None:
+        raise PotentialError(f"{path} is a multi-head model {heads}; choose one with head = \"...\" in the catalog")
+    if head not in heads:
+        raise PotentialError(f"{path} has no head {head!r}; heads: {heads}")
+    return head
+
+
+def convert(path: Path, head: str | None, accelerator: str, type_order: tuple[str, ...]) -> tuple[Path, float]:
+    """The ML-IAP file for ``path`` (converted once, cached by checksum) and the model's cutoff in Å."""
+    if accelerator not in ACCELERATORS:
+        raise PotentialError(f"accelerator {accelerator!r} is not one of {ACCELERATORS}")
+    digest = sha256_file(path)
+    model = load_model(path)
+    elements = model_elements(model)
+    missing = [e for e in type_order if e not in elements]
+    if missing:
+        raise PotentialError(f"MACE model {path} covers elements {list(elements)}, not {missing}")
+    head = choose_head(model, head, path)
+    tag = hashlib.sha256(f"{digest}|{head}|{accelerator}|v1".encode()).hexdigest()[:20]
+    out = cache_dir() / "mliap" / f"{path.stem}-{tag}-mliap_lammps.pt"
+    if not out.is_file():
+        _write_converted(model, head, accelerator, out)
+    return out, float(model.r_max)
+
+
+def _write_converted(model, head: str | None, accelerator: str, out: Path) -> None:
+    import torch
+
+    kwargs = {"head": head} if head is not None else {}
+    model.lammps_mliap = True
+    if accelerator == "cpu":
+        from potentials.mace_mliap import MACEMliapCPU
+
+        wrapped = MACEMliapCPU(model, **kwargs)
+    else:
+        import copy
+
+        from mace.calculators.lammps_mliap_mace import LAMMPS_MLIAP_MACE
+
+        try:
+            from mace.cli.convert_e3nn_cueq import run as to_cueq
+
+            model = to_cueq(copy.deepcopy(model))
+        except Exception:  # cuEquivariance absent: the plain e3nn path runs on GPU too, more slowly
+            pass
+        wrapped = LAMMPS_MLIAP_MACE(model, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    os.close(fd)
+    try:
+        torch.save(wrapped, tmp)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
+    path = model_file(entry)
+    converted, r_max = convert(path, entry.params.get("head"), accelerator, type_order)
+    lines = []
+    if accelerator == "cpu":
+        lines += ['python lif_attach input 1 SELF format p here "from potentials.mace_mliap import attach as lif_attach"',
+                  "python lif_attach invoke"]
+    lines += [f"pair_style mliap unified {converted} 0", f"pair_coeff * * {' '.join(type_order)}"]
+    return PairBlock(
+        lines=tuple(lines),
+        elements=tuple(type_order),
+        cutoff_angstrom=r_max,
+        packages=("ML-IAP", "PYTHON") + (("KOKKOS",) if accelerator == "gpu" else ()),
+        styles=(("pair", "mliap"),) + ((("pair", "mliap/kk"),) if accelerator == "gpu" else ()),
+        lmp_args=KOKKOS_GPU_ARGS if accelerator == "gpu" else (),
+        files=(str(path), str(converted)),
+    )

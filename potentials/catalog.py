@@ -22,6 +22,7 @@ from potentials.base import PairBlock
 FAMILIES: dict[str, str] = {
     "classical": "potentials.classical",
     "mace": "potentials.mace",
+    "deepmd": "potentials.deepmd",
 }
 
 

@@ -8,7 +8,7 @@ from tests.conftest import make_study, study_dict
 def test_builtin_studies_load():
     assert {"default", "paper"} <= set(builtin_studies())
     d = load_study("default")
-    assert d.potentials == ("fumi-tosi",) and 400.0 in d.temperatures_k
+    assert d.potentials[0] == "fumi-tosi" and "mace-mpa-0" in d.potentials and 400.0 in d.temperatures_k
     p = load_study("paper")
     assert p.md.production_ps == 9000.0 and len(p.potentials) == 3
 

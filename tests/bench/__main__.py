@@ -3,6 +3,9 @@
 1. driver: a rendered deck run by the driver (`run_one`: progress parsing, summary, dump merge) vs the same deck
    through bare `lmp -in in.lammps`.
 2. analysis: dump → MSD → D ± σ vs merely parsing the same dump with MDAnalysis.
+3. families: MD throughput (steps/s, atom-steps/s) of each potential family at 64 and 512 atoms on the CPU, in
+   the LAMMPS the driver uses, with tiny stand-in MACE and DeePMD models the benchmark makes itself; the ratio is
+   against the classical baseline at the same size.
 
 Each measurement runs in its own process, which reports its wall time and peak resident memory (ru_maxrss).
 Results are printed and written to bench-results/bench.json.
@@ -57,11 +60,67 @@ def child(kind: str, arg: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def families() -> list[dict]:
+    """steps/s for classical, MACE and DeePMD at 64 and 512 atoms (models: tiny stand-ins made here)."""
+    import os
+    import re
+
+    from driver.lammps import find_lammps, lammps_env
+    from inputs.structure import rocksalt_lif, write_lammps_data
+    from potentials.catalog import PotentialEntry, resolve
+    from potentials import deepmd, mace
+    from potentials.labelling import label_with_lammps, lif_frames, write_deepmd_npy
+    from tests.models import tiny_deepmd, tiny_mace
+
+    lmp = find_lammps()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ.setdefault("LIF_DIFFUSION_CACHE", str(tmp / "cache"))
+        _, classical = resolve("fumi-tosi", ("Li", "F"))
+        blocks = {"classical": classical}
+        try:
+            m = tiny_mace(tmp / "tiny.model")
+            blocks["mace"] = mace.pair_block(PotentialEntry("m", "mace", "", "", ("Li", "F"), {"model": str(m)}, ""),
+                                             ("Li", "F"))
+            frames = label_with_lammps(lif_frames(24, seed=0), classical, lmp)
+            dp = tiny_deepmd(tmp / "dp", write_deepmd_npy(frames[:20], tmp / "train"),
+                             write_deepmd_npy(frames[20:], tmp / "valid"), steps=50)
+            blocks["deepmd"] = deepmd.pair_block(
+                PotentialEntry("d", "deepmd", "", "", ("Li", "F"), {"model": str(dp)}, ""), ("Li", "F"))
+        except Exception as e:  # a LAMMPS without ML-IAP/PYTHON or the plugin: report what can be measured
+            print(f"(ML families skipped: {e})", file=sys.stderr)
+        steps = {("classical", 64): 2000, ("classical", 512): 500}
+        for fam, block in blocks.items():
+            for cells in (2, 4):
+                n_atoms = 8 * cells**3
+                run = tmp / f"{fam}{n_atoms}"
+                run.mkdir()
+                write_lammps_data(rocksalt_lif(4.03, cells), run / "d.lmp", charges=block.charges)
+                n = steps.get((fam, n_atoms), 100 if n_atoms == 64 else 20)
+                deck = ["units metal", f"atom_style {'charge' if block.charges else 'atomic'}", "boundary p p p",
+                        "read_data d.lmp", *block.lines, "velocity all create 400 1", "fix 1 all nvt temp 400 400 0.1",
+                        "thermo 100", "run 5", f"run {n}"]
+                (run / "in.b").write_text("\n".join(deck) + "\n")
+                out = subprocess.run([lmp, "-in", "in.b", "-log", "none", *block.lmp_args], cwd=run,
+                                     capture_output=True, text=True, env=lammps_env(lmp)).stdout
+                m = re.findall(r"Performance: .*?([0-9.]+) timesteps/s", out)
+                if not m:
+                    raise SystemExit(f"bench run {fam} {n_atoms} failed:\n{out[-2000:]}")
+                sps = float(m[-1])
+                rows.append({"family": fam, "atoms": n_atoms, "steps": n, "steps_per_s": sps,
+                             "atom_steps_per_s": sps * n_atoms})
+    base = {r["atoms"]: r["steps_per_s"] for r in rows if r["family"] == "classical"}
+    for r in rows:
+        r["ratio_to_classical"] = r["steps_per_s"] / base[r["atoms"]]
+    return rows
+
+
 def main() -> int:
     from driver.render import render_study
     from inputs.study import load_study
 
-    study = load_study("default").restricted(temperatures_k=(600.0,))
+    study = load_study("default").restricted(temperatures_k=(600.0,), potentials=("fumi-tosi",))
     import dataclasses
 
     study = dataclasses.replace(study, seeds=(1,), md=dataclasses.replace(study.md, production_ps=10.0))
@@ -80,6 +139,7 @@ def main() -> int:
         ana = child("analyse", dump)
         results["analysis_vs_parse"] = {"analysis": ana, "parse_only": parse, "ratio": ana["wall_s"] / parse["wall_s"],
                                         "case": f"{Path(dump).stat().st_size / 1e6:.1f} MB text dump, 109 Li, 201 frames"}
+    results["families"] = families()
     out = ROOT / "bench-results" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -88,6 +148,10 @@ def main() -> int:
         r = results["driver_vs_bare_lmp" if key == "driver" else "analysis_vs_parse"]
         print(f"{name:28s} {r[key]['wall_s']:9.2f} {r[base]['wall_s']:12.2f} {r['ratio']:7.3f} "
               f"{r[key]['peak_rss_mb']:8.0f}")
+    print(f"\n{'family':10s} {'atoms':>6s} {'steps/s':>9s} {'atom-steps/s':>13s} {'vs classical':>13s}")
+    for row in results["families"]:
+        print(f"{row['family']:10s} {row['atoms']:6d} {row['steps_per_s']:9.1f} {row['atom_steps_per_s']:13.3g} "
+              f"{row['ratio_to_classical']:13.4f}")
     print(f"written to {out}")
     return 0
 

@@ -1,0 +1,91 @@
+"""DeePMD through the plugin `make lammps` builds: a tiny model trained by `dp --pt` on LiF frames that the
+classical baseline labelled through LAMMPS, then LAMMPS against DeePMD-kit's own DeepPot."""
+
+import numpy as np
+import pytest
+
+from driver.lammps import find_lammps
+from inputs.errors import PotentialError
+from potentials.catalog import PotentialEntry, resolve
+from potentials.labelling import label_with_lammps, lif_frames, write_deepmd_npy
+from tests.conftest import make_study
+from tests.models import tiny_deepmd
+from tests.test_mace import lammps_energy_forces, rattled
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    _, classical = resolve("fumi-tosi", ("Li", "F"))
+    frames = label_with_lammps(lif_frames(40, seed=0), classical, find_lammps())
+    root = tmp_path_factory.mktemp("lif-data")
+    return write_deepmd_npy(frames[:32], root / "train"), write_deepmd_npy(frames[32:], root / "valid"), frames
+
+
+@pytest.fixture(scope="module")
+def model(dataset, tmp_path_factory):
+    train, valid, _ = dataset
+    return tiny_deepmd(tmp_path_factory.mktemp("dp"), train, valid)
+
+
+@pytest.fixture()
+def catalog(tmp_path, model, monkeypatch):
+    cat = tmp_path / "catalog.toml"
+    cat.write_text(f'[tiny-dp]\nfamily = "deepmd"\nelements = ["Li", "F"]\nmodel = "{model}"\n')
+    monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
+    return cat
+
+
+def test_labels_are_physical(dataset):
+    _, _, frames = dataset
+    f = np.array([a.get_forces() for a in frames])
+    e = np.array([a.get_potential_energy() for a in frames])
+    assert np.abs(f.sum(axis=1)).max() < 1e-6  # Newton's third law: no net force
+    assert f.std() > 0.1 and len(set(np.round(e, 6))) == len(e)  # distinct, non-trivial frames
+
+
+def test_lammps_equals_deeppot_on_a_rattled_frame(tmp_path, model, catalog):
+    from deepmd.infer import DeepPot
+
+    _, block = resolve("tiny-dp", ("Li", "F"))
+    s = rattled(seed=4)
+    e_lmp, f_lmp = lammps_energy_forces(tmp_path, s, block.lines)
+    dp = DeepPot(str(model))
+    types = [0 if x == "Li" else 1 for x in s.species]
+    e, f, _ = dp.eval(s.positions.reshape(1, -1), np.diag(s.box_angstrom).reshape(1, -1), types)
+    assert np.abs(f).max() > 1e-2
+    assert abs(e_lmp - float(e.ravel()[0])) < 1e-6 * len(types)
+    np.testing.assert_allclose(f_lmp, f.reshape(-1, 3), atol=1e-6)
+
+
+def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
+    from analysis.trajectory import read_dump
+    from driver.render import render_study
+    from driver.runner import run_one
+
+    study = make_study(**{"potentials": ["tiny-dp"], "temperatures_k": [400.0], "system.defect": "none",
+                          "system.supercell": [2, 2, 2], "md.equilibration_ps": 0.02, "md.production_ps": 0.1,
+                          "md.dump_interval_ps": 0.002, "md.thermo_interval_ps": 0.01,
+                          "md.restart_interval_ps": 0.05})
+    (run,) = render_study(study, tmp_path / "runs")
+    assert run_one(run, find_lammps(), progress=False)["status"] == "finished"
+    assert read_dump(run / "traj.dump", 1.0, select="type 1").positions.shape == (51, 32, 3)
+
+
+def test_type_map_without_f_is_refused(tmp_path, model, monkeypatch):
+    from potentials import deepmd
+
+    monkeypatch.setattr(deepmd, "inspect_model", lambda path: (("Li", "O"), 4.0))
+    entry = PotentialEntry("x", "deepmd", "", "", ("Li", "F"), {"model": str(model)}, "")
+    with pytest.raises(PotentialError, match=r"type map \['Li', 'O'\], without \['F'\]"):
+        deepmd.pair_block(entry, ("Li", "F"))
+
+
+def test_corrupt_model_is_refused(tmp_path):
+    from potentials import deepmd
+
+    (tmp_path / "bad.pth").write_bytes(b"\x00garbage")
+    entry = PotentialEntry("x", "deepmd", "", "", ("Li", "F"), {"model": str(tmp_path / "bad.pth")}, "")
+    with pytest.raises(PotentialError, match="not a readable DeePMD model"):
+        deepmd.pair_block(entry, ("Li", "F"))

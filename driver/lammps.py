@@ -70,9 +70,15 @@ def lammps_env(executable: str | None = None) -> dict[str, str]:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), env.get("LD_LIBRARY_PATH")]))
     prefix = Path(executable).resolve().parent.parent if executable else None
     own = prefix / "python" if prefix else None
-    if prefix and (prefix / "deepmd" / "lib" / "dpplugin.so").exists():  # the DeePMD plugin `make lammps` built
-        env["LAMMPS_PLUGIN_PATH"] = os.pathsep.join(
-            filter(None, [str(prefix / "deepmd" / "lib"), env.get("LAMMPS_PLUGIN_PATH")]))
+    dp_lib = prefix / "deepmd" / "lib" if prefix else None
+    if dp_lib and (dp_lib / "dpplugin.so").exists():  # the DeePMD plugin `make lammps` built
+        env["LAMMPS_PLUGIN_PATH"] = os.pathsep.join(filter(None, [str(dp_lib), env.get("LAMMPS_PLUGIN_PATH")]))
+        # its PyTorch backend, not the wheel's (built for another torch): importing deepmd-kit in Python puts the
+        # wheel's library folder on LD_LIBRARY_PATH, which a LAMMPS child would otherwise inherit
+        env["DP_BACKEND_PLUGIN_PATH"] = str(dp_lib)
+        wheel_lib = os.path.join("site-packages", "deepmd", "lib")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and not p.rstrip("/").endswith(wheel_lib))
     paths = [str(own) if own and (own / "lammps").is_dir() else None, str(PROJECT_ROOT),
              sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, paths + [env.get("PYTHONPATH")])))

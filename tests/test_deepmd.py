@@ -89,3 +89,29 @@ def test_corrupt_model_is_refused(tmp_path):
     entry = PotentialEntry("x", "deepmd", "", "", ("Li", "F"), {"model": str(tmp_path / "bad.pth")}, "")
     with pytest.raises(PotentialError, match="not a readable DeePMD model"):
         deepmd.pair_block(entry, ("Li", "F"))
+
+
+def test_study_with_classical_mace_and_deepmd_at_two_temperatures(tmp_path, model, monkeypatch):
+    from analysis.study import analyse_study
+    from driver.render import render_study
+    from driver.runner import run_one
+    from tests.models import tiny_mace
+
+    mace_model = tiny_mace(tmp_path / "tiny.model")
+    cat = tmp_path / "catalog.toml"
+    cat.write_text(f'[tiny-dp]\nfamily = "deepmd"\nelements = ["Li", "F"]\nmodel = "{model}"\n'
+                   f'[tiny-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{mace_model}"\n')
+    monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
+    monkeypatch.setenv("LIF_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    study = make_study(**{"potentials": ["fumi-tosi", "tiny-mace", "tiny-dp"], "temperatures_k": [500.0, 700.0],
+                          "system.defect": "interstitial", "system.supercell": [3, 3, 3], "md.equilibration_ps": 0.02,
+                          "md.production_ps": 0.1, "md.dump_interval_ps": 0.002, "md.thermo_interval_ps": 0.01,
+                          "md.restart_interval_ps": 0.05})
+    runs = render_study(study, tmp_path / "runs")
+    assert len(runs) == 6
+    for r in runs:
+        assert run_one(r, find_lammps(), progress=False)["status"] == "finished"
+    results = analyse_study(tmp_path / "runs" / "tiny")
+    assert sorted({(r.potential, r.temperature_k) for r in results}) == sorted(
+        (p, t) for p in ("fumi-tosi", "tiny-dp", "tiny-mace") for t in (500.0, 700.0))
+    assert all(np.isfinite(r.estimate.d_cm2_s) for r in results)

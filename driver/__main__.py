@@ -37,7 +37,7 @@ def cmd_render(args) -> int:
     from driver.render import render_study
 
     study = _study(args)
-    paths = render_study(study, args.root)
+    paths = render_study(study, args.root, accelerator=args.accelerator)
     print(f"rendered {len(paths)} run(s) of study {study.name!r} under {Path(args.root) / study.name}")
     for p in paths:
         print(f"  {p}")
@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
 
     study = _study(args)
     lmp = find_lammps(args.lmp)
-    paths = render_study(study, args.root)
+    paths = render_study(study, args.root, accelerator=args.accelerator)
     print(f"study {study.name!r}: {len(paths)} run(s) under {Path(args.root) / study.name}; LAMMPS: {lmp}",
           file=sys.stderr)
     failed = []
@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--root", default="runs", help="where run directories go (default: runs)")
         p.add_argument("--temperature", type=float, action="append", help="only this T in K (repeatable)")
         p.add_argument("--potential", action="append", help="only this potential (repeatable)")
+        p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
+                       help="cpu: plain LAMMPS (MACE serial); gpu: KOKKOS/CUDA LAMMPS with -k on g 1 -sf kk "
+                            "(default cpu)")
         p.set_defaults(fn=fn)
         if name == "run":
             p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")

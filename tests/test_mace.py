@@ -161,3 +161,17 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
 def test_absent_model_is_reported(catalog):
     with pytest.raises(ModelMissingError, match="does not exist"):
         resolve("absent-mace", ("Li", "F"))
+
+
+def test_gpu_rendering_uses_kokkos_and_maces_own_adapter(catalog):
+    import torch
+
+    from potentials.mace import KOKKOS_GPU_ARGS
+
+    _, block = resolve("tiny-mace", ("Li", "F"), accelerator="gpu")
+    assert block.lmp_args == KOKKOS_GPU_ARGS and "KOKKOS" in block.packages
+    assert not any(line.startswith("python") for line in block.lines)
+    converted = torch.load(block.files[1], weights_only=False)
+    assert type(converted).__name__ == "LAMMPS_MLIAP_MACE"
+    _, cpu = resolve("tiny-mace", ("Li", "F"), accelerator="cpu")
+    assert cpu.files[1] != block.files[1]  # cached separately per accelerator

@@ -26,6 +26,11 @@ TINY = {
 }
 
 
+#: 20 + 100 steps with a frame every 2: for runs of the ML stand-ins, which are slow
+SHORT_MD = {"md.equilibration_ps": 0.02, "md.production_ps": 0.1, "md.dump_interval_ps": 0.002,
+            "md.thermo_interval_ps": 0.01, "md.restart_interval_ps": 0.05}
+
+
 def study_dict(**changes) -> dict:
     """TINY with changes; keys like "md.timestep_fs" reach into sections."""
     d = copy.deepcopy(TINY)

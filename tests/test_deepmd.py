@@ -8,7 +8,7 @@ from driver.lammps import find_lammps
 from inputs.errors import PotentialError
 from potentials.catalog import PotentialEntry, resolve
 from potentials.labelling import label_with_lammps, lif_frames, write_deepmd_npy
-from tests.conftest import make_study
+from tests.conftest import SHORT_MD, make_study
 from tests.models import tiny_deepmd
 from tests.test_mace import lammps_energy_forces, rattled
 
@@ -65,9 +65,7 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
     from driver.runner import run_one
 
     study = make_study(**{"potentials": ["tiny-dp"], "temperatures_k": [400.0], "system.defect": "none",
-                          "system.supercell": [2, 2, 2], "md.equilibration_ps": 0.02, "md.production_ps": 0.1,
-                          "md.dump_interval_ps": 0.002, "md.thermo_interval_ps": 0.01,
-                          "md.restart_interval_ps": 0.05})
+                          "system.supercell": [2, 2, 2]}, **SHORT_MD)
     (run,) = render_study(study, tmp_path / "runs")
     assert run_one(run, find_lammps(), progress=False)["status"] == "finished"
     assert read_dump(run / "traj.dump", 1.0, select="type 1").positions.shape == (51, 32, 3)
@@ -104,9 +102,7 @@ def test_study_with_classical_mace_and_deepmd_at_two_temperatures(tmp_path, mode
     monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
     monkeypatch.setenv("LIF_DIFFUSION_CACHE", str(tmp_path / "cache"))
     study = make_study(**{"potentials": ["fumi-tosi", "tiny-mace", "tiny-dp"], "temperatures_k": [500.0, 700.0],
-                          "system.defect": "interstitial", "system.supercell": [3, 3, 3], "md.equilibration_ps": 0.02,
-                          "md.production_ps": 0.1, "md.dump_interval_ps": 0.002, "md.thermo_interval_ps": 0.01,
-                          "md.restart_interval_ps": 0.05})
+                          "system.defect": "interstitial", "system.supercell": [3, 3, 3]}, **SHORT_MD)
     runs = render_study(study, tmp_path / "runs")
     assert len(runs) == 6
     for r in runs:

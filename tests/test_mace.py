@@ -13,7 +13,7 @@ from driver.lammps import find_lammps, lammps_env, lammps_info, check_requiremen
 from inputs.errors import LammpsError, ModelMissingError, PotentialError
 from inputs.structure import Structure, rocksalt_lif, write_lammps_data
 from potentials.catalog import PotentialEntry, resolve
-from tests.conftest import make_study
+from tests.conftest import SHORT_MD, make_study
 from tests.models import tiny_mace
 
 pytestmark = pytest.mark.integration
@@ -127,9 +127,7 @@ def test_study_with_classical_and_mace_runs_end_to_end(tmp_path, catalog):
     from driver.runner import run_one
 
     study = make_study(**{"potentials": ["fumi-tosi", "tiny-mace", "absent-mace"], "temperatures_k": [400.0, 500.0],
-                          "system.defect": "none", "system.supercell": [3, 3, 3],
-                          "md.equilibration_ps": 0.02, "md.production_ps": 0.1, "md.dump_interval_ps": 0.002,
-                          "md.thermo_interval_ps": 0.01, "md.restart_interval_ps": 0.05})
+                          "system.defect": "none", "system.supercell": [3, 3, 3]}, **SHORT_MD)
     runs = render_study(study, tmp_path / "runs")  # absent-mace: a warning, not an error
     assert sorted({p.parts[-3] for p in runs}) == ["fumi-tosi", "tiny-mace"] and len(runs) == 4
     for r in runs:
@@ -148,9 +146,7 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
     from driver.runner import run_one
 
     study = make_study(**{"potentials": ["tiny-mace"], "temperatures_k": [400.0], "system.defect": "none",
-                          "system.supercell": [2, 2, 2], "md.equilibration_ps": 0.02, "md.production_ps": 0.1,
-                          "md.dump_interval_ps": 0.002, "md.thermo_interval_ps": 0.01,
-                          "md.restart_interval_ps": 0.05})
+                          "system.supercell": [2, 2, 2]}, **SHORT_MD)
     (run,) = render_study(study, tmp_path / "runs")
     assert run_one(run, find_lammps(), progress=False)["status"] == "finished"
     traj = read_dump(run / "traj.dump", 1.0, select="type 1")

@@ -36,6 +36,8 @@ class StateResult:
 def find_runs(study_dir: Path) -> list[tuple[Path, dict]]:
     runs = []
     for s in sorted(Path(study_dir).glob("**/summary.json")):
+        if any(part.startswith(".") for part in s.relative_to(study_dir).parts):
+            continue  # a staging directory left by a killed render
         try:
             runs.append((s.parent, json.loads(s.read_text())))
         except json.JSONDecodeError:

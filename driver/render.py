@@ -9,6 +9,7 @@ an unchanged study leaves started runs alone; a changed deck over a started run 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -128,29 +129,37 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
     resolved = resolve_potentials(study, structure, accelerator)
     decks = {run: render_deck(study, run, resolved[run.potential][1]) for run in plan(study)
              if run.potential in resolved}
+    prints = {run: fingerprint(deck, structure, resolved[run.potential][1]) for run, deck in decks.items()}
     study_dir = Path(root) / study.name
-    for run, deck in decks.items():  # refuse before writing anything
-        _check_existing(study_dir / run.relpath, deck)
+    for run in decks:  # refuse before writing anything
+        _check_existing(study_dir / run.relpath, prints[run])
     paths = []
     for run, deck in decks.items():
         entry, block = resolved[run.potential]
-        paths.append(_write_run(study_dir / run.relpath, study, run, deck, structure, entry, block))
+        paths.append(_write_run(study_dir / run.relpath, study, run, deck, structure, entry, block, prints[run]))
     return paths
 
 
-def _check_existing(run_dir: Path, deck: str) -> None:
+def fingerprint(deck: str, structure: Structure, block: PairBlock) -> str:
+    """What makes a run what it is: its deck, its structure and its interactions (model files by checksum)."""
+    doc = json.dumps({"deck": deck, "structure": structure.describe(),
+                      "positions": structure.positions.round(10).tolist(), "charges": block.charges,
+                      "files": {f: sha256_file(Path(f)) for f in block.files}}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def _check_existing(run_dir: Path, print_: str) -> None:
     if not (run_dir / summ.SUMMARY).exists():
         return
-    status = summ.read_summary(run_dir).get("status")
-    old = (run_dir / DECK).read_text() if (run_dir / DECK).exists() else None
-    if old != deck and status != "rendered":
-        raise InputError(f"{run_dir} already holds a {status} run with a different deck; "
-                         f"render the changed study under a new name or remove that directory")
+    s = summ.read_summary(run_dir)
+    if s.get("fingerprint") != print_ and s.get("status") != "rendered":
+        raise InputError(f"{run_dir} already holds a {s.get('status')} run of a different deck, structure or "
+                         f"model; render the changed study under a new name or remove that directory")
 
 
 def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: Structure,
-               entry: PotentialEntry, block: PairBlock) -> Path:
-    if (run_dir / summ.SUMMARY).exists() and (run_dir / DECK).read_text() == deck:
+               entry: PotentialEntry, block: PairBlock, print_: str) -> Path:
+    if (run_dir / summ.SUMMARY).exists() and summ.read_summary(run_dir).get("fingerprint") == print_:
         return run_dir  # unchanged: leave a started or finished run alone
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
@@ -160,6 +169,7 @@ def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: 
         write_structure_json(structure, stage / STRUCTURE)
         summary = {
             "status": "rendered",
+            "fingerprint": print_,
             "created": summ.now(),
             "study": study.name,
             "study_source": study.source,

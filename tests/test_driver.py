@@ -89,6 +89,14 @@ def test_render_is_idempotent_and_protects_started_runs(tmp_path):
     (d / "summary.json").write_text(json.dumps(s))
     with pytest.raises(InputError, match="different deck"):
         render_study(make_study(**{"md.thermostat_damping_ps": 0.2}), tmp_path)
+    with pytest.raises(InputError, match="different deck, structure"):  # same deck, other lattice constant
+        render_study(make_study(**{"system.lattice_constant_angstrom": 4.03}), tmp_path)
+
+
+def test_rerender_of_a_rendered_run_picks_up_a_new_structure(tmp_path):
+    (d,) = render_study(make_study(), tmp_path)
+    render_study(make_study(**{"system.lattice_constant_angstrom": 4.03}), tmp_path)
+    assert "12.0900000000 xlo xhi" in (d / "data.lmp").read_text()
 
 
 def test_status_cli(finished_run, capsys):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inputs.errors import ModelMissingError, PotentialError
+from inputs.errors import PotentialError
 from potentials.base import PairBlock
 from potentials.catalog import PotentialEntry
-from potentials.mace import cache_dir
+from potentials.files import catalog_model_path
 
 SUFFIXES = (".pth", ".pb")
 
@@ -25,11 +25,7 @@ SUFFIXES = (".pth", ".pb")
 def model_file(entry: PotentialEntry) -> Path:
     if "model" not in entry.params:
         raise PotentialError(f"potential {entry.name!r}: catalog entry needs 'model' (a frozen .pth or .pb file)")
-    path = Path(os.path.expandvars(os.path.expanduser(str(entry.params["model"]))))
-    if not path.is_absolute():
-        path = cache_dir() / "models" / path
-    if not path.is_file():
-        raise ModelMissingError(f"potential {entry.name!r}: model file {path} does not exist")
+    path = catalog_model_path(entry.name, entry.params["model"])
     if path.suffix not in SUFFIXES:
         raise PotentialError(f"potential {entry.name!r}: {path} is not a frozen DeePMD model ({', '.join(SUFFIXES)})")
     return path

@@ -30,26 +30,17 @@ from inputs.errors import ModelMissingError, PotentialError
 from inputs.io import sha256_file
 from potentials.base import PairBlock
 from potentials.catalog import PotentialEntry
+from potentials.files import cache_dir, catalog_model_path
 
 ACCELERATORS = ("cpu", "gpu")
 KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("LIF_DIFFUSION_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lif-diffusion"
-    return Path(root)
 
 
 def model_file(entry: PotentialEntry) -> Path:
     """The ``.model`` file of an entry: a local path, or a foundation model fetched into the cache."""
     p = entry.params
     if "model" in p:
-        path = Path(os.path.expandvars(os.path.expanduser(str(p["model"]))))
-        if not path.is_absolute():
-            path = cache_dir() / "models" / path
-        if not path.is_file():
-            raise ModelMissingError(f"potential {entry.name!r}: model file {path} does not exist")
-        return path
+        return catalog_model_path(entry.name, p["model"])
     if "url" not in p:
         raise PotentialError(f"potential {entry.name!r}: catalog entry needs 'model' (a path) or 'url'")
     url, want = str(p["url"]), p.get("sha256")

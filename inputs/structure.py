@@ -86,9 +86,9 @@ def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, i
     grid = np.stack(np.meshgrid(*(np.arange(n) for n in reps), indexing="ij"), axis=-1).reshape(-1, 3)
     li = (grid[:, None, :] + _LI_BASIS[None]).reshape(-1, 3) * a
     f = (grid[:, None, :] + _F_BASIS[None]).reshape(-1, 3) * a
-    positions = np.vstack([li, f])
-    species = ("Li",) * len(li) + ("F",) * len(f)
     box = tuple(float(n * a) for n in reps)
+    positions = np.vstack([li, f]) % np.array(box)  # F sites at x = a belong to the next cell: wrap into [0, L)
+    species = ("Li",) * len(li) + ("F",) * len(f)
     return Structure(positions, species, box, a, reps)  # type: ignore[arg-type]
 
 

@@ -129,22 +129,26 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
     resolved = resolve_potentials(study, structure, accelerator)
     decks = {run: render_deck(study, run, resolved[run.potential][1]) for run in plan(study)
              if run.potential in resolved}
-    prints = {run: fingerprint(deck, structure, resolved[run.potential][1]) for run, deck in decks.items()}
+    # model files can be large: hash each once per potential, for the fingerprints and the summaries
+    sums = {name: {f: sha256_file(Path(f)) for f in block.files} for name, (_, block) in resolved.items()}
+    prints = {run: fingerprint(deck, structure, resolved[run.potential][1], sums[run.potential])
+              for run, deck in decks.items()}
     study_dir = Path(root) / study.name
     for run in decks:  # refuse before writing anything
         _check_existing(study_dir / run.relpath, prints[run])
     paths = []
     for run, deck in decks.items():
         entry, block = resolved[run.potential]
-        paths.append(_write_run(study_dir / run.relpath, study, run, deck, structure, entry, block, prints[run]))
+        paths.append(_write_run(study_dir / run.relpath, study, run, deck, structure, entry, block, prints[run],
+                                sums[run.potential]))
     return paths
 
 
-def fingerprint(deck: str, structure: Structure, block: PairBlock) -> str:
+def fingerprint(deck: str, structure: Structure, block: PairBlock, file_sums: dict[str, str]) -> str:
     """What makes a run what it is: its deck, its structure and its interactions (model files by checksum)."""
     doc = json.dumps({"deck": deck, "structure": structure.describe(),
                       "positions": structure.positions.round(10).tolist(), "charges": block.charges,
-                      "files": {f: sha256_file(Path(f)) for f in block.files}}, sort_keys=True, default=str)
+                      "files": file_sums}, sort_keys=True, default=str)
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
@@ -158,7 +162,7 @@ def _check_existing(run_dir: Path, print_: str) -> None:
 
 
 def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: Structure,
-               entry: PotentialEntry, block: PairBlock, print_: str) -> Path:
+               entry: PotentialEntry, block: PairBlock, print_: str, file_sums: dict[str, str]) -> Path:
     if (run_dir / summ.SUMMARY).exists() and summ.read_summary(run_dir).get("fingerprint") == print_:
         return run_dir  # unchanged: leave a started or finished run alone
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +187,7 @@ def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: 
             "lammps_requirements": {"packages": list(block.packages), "styles": [list(s) for s in block.styles],
                                     "args": list(block.lmp_args)},
             "inputs": {name: {"sha256": sha256_file(stage / name)} for name in (DECK, DATA)}
-            | {Path(f).name: {"path": f, "sha256": sha256_file(Path(f))} for f in block.files},
+            | {Path(f).name: {"path": f, "sha256": digest} for f, digest in file_sums.items()},
             "versions": summ.versions(),
             "git": summ.git_revision(),
         }

@@ -47,6 +47,7 @@ def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
     """The frames with energy and forces from LAMMPS (attached as ASE single-point results)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
+    from driver.dumps import iter_frames
     from driver.lammps import lammps_env
 
     if not frames:
@@ -80,20 +81,14 @@ def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
             raise LammpsError(f"labelling failed: {err[-1] if err else out.stderr[-500:]}")
         energies = {int(m.group(1)): float(m.group(2))
                     for m in re.finditer(r"^\s*(\d+)\s+(-?[0-9.]+(?:e[-+]?\d+)?)\s*$", out.stdout, re.M)}
-        forces = _read_force_frames(tmp / "forces.dump", len(frames[0]))
+        forces = [np.array([line.split()[1:4] for line in lines[9:]], dtype=float)
+                  for _, lines in iter_frames(tmp / "forces.dump")]
     labelled = []
     for k, a in enumerate(frames):
         a = a.copy()
         a.calc = SinglePointCalculator(a, energy=energies[k], forces=forces[k])
         labelled.append(a)
     return labelled
-
-
-def _read_force_frames(path: Path, n_atoms: int) -> list[np.ndarray]:
-    lines = path.read_text().splitlines()
-    per = n_atoms + 9
-    return [np.array([l.split()[1:4] for l in lines[f * per + 9:(f + 1) * per]], dtype=float)
-            for f in range(len(lines) // per)]
 
 
 def write_deepmd_npy(frames: list, directory: Path, type_map: tuple[str, ...] = TYPE_ORDER) -> Path:

@@ -68,6 +68,11 @@ def lammps_env(executable: str | None = None) -> dict[str, str]:
     lib = Path(sys.prefix) / "lib"
     if (lib / "libmpi.so.12").exists():
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), env.get("LD_LIBRARY_PATH")]))
+    # the embedded interpreter must be this Python's own libpython: a system libpython of another patch release
+    # found first by the loader cannot import this Python's compiled stdlib modules (_ssl: undefined symbols)
+    pylib = sysconfig.get_config_var("LIBDIR")
+    if pylib and (Path(pylib) / str(sysconfig.get_config_var("INSTSONAME") or "")).is_file():
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [pylib, env.get("LD_LIBRARY_PATH")]))
     prefix = Path(executable).resolve().parent.parent if executable else None
     own = prefix / "python" if prefix else None
     dp_lib = prefix / "deepmd" / "lib" if prefix else None
@@ -77,8 +82,9 @@ def lammps_env(executable: str | None = None) -> dict[str, str]:
         # wheel's library folder on LD_LIBRARY_PATH, which a LAMMPS child would otherwise inherit
         env["DP_BACKEND_PLUGIN_PATH"] = str(dp_lib)
         wheel_lib = os.path.join("site-packages", "deepmd", "lib")
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and not p.rstrip("/").endswith(wheel_lib))
+        for var in ("LD_LIBRARY_PATH", "LAMMPS_PLUGIN_PATH"):
+            env[var] = os.pathsep.join(
+                p for p in env.get(var, "").split(os.pathsep) if p and not p.rstrip("/").endswith(wheel_lib))
     paths = [str(own) if own and (own / "lammps").is_dir() else None, str(PROJECT_ROOT),
              sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, paths + [env.get("PYTHONPATH")])))

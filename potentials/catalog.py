@@ -1,7 +1,9 @@
 """The potential catalog: a name -> family, parameters and files, read from ``potentials/catalog.toml``.
 
-A user catalog can be added with the environment variable ``LIF_DIFFUSION_CATALOG`` (a TOML file in the same
-format); its entries override built-in ones of the same name. Each family is an adapter module with a
+Models trained by ``python -m potentials.finetune`` register themselves as one TOML file each in
+``<cache>/catalog.d/`` (see :mod:`potentials.registry`). A user catalog can be added with the environment variable
+``LIF_DIFFUSION_CATALOG`` (a TOML file in the same format). Later sources override earlier ones of the same name:
+built-in, then trained, then the user's. Each family is an adapter module with a
 ``pair_block(entry, type_order)`` function, registered in :data:`FAMILIES` and imported only when used.
 """
 
@@ -53,7 +55,11 @@ def _read(path: Path) -> dict[str, PotentialEntry]:
 
 
 def load_catalog() -> dict[str, PotentialEntry]:
+    from potentials.registry import catalog_dir
+
     entries = _read(Path(str(resources.files("potentials").joinpath("catalog.toml"))))
+    for path in sorted(catalog_dir().glob("*.toml")):
+        entries.update(_read(path))
     extra = os.environ.get("LIF_DIFFUSION_CATALOG")
     if extra:
         entries.update(_read(Path(extra)))

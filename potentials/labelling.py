@@ -1,10 +1,9 @@
 """Training data: LiF configurations, labelled with energies and forces, written for the trainers.
 
 Frames are ASE ``Atoms`` (orthorhombic cells, Å). :func:`label_with_lammps` computes energies (eV) and forces
-(eV/Å) for many frames in one LAMMPS process (``rerun`` over a dump), with any potential of the catalog — the
+(eV/Å) and stress (eV/Å³, ASE's sign and Voigt order) for many frames in one LAMMPS process (``rerun`` over a dump), with any potential of the catalog — the
 classical baseline labels the tests' data sets; a DFT code through an ASE calculator labels real ones.
-Writers: DeePMD-kit npy systems (``type_map.raw``, ``type.raw``, ``set.000/{box,coord,energy,force}.npy``) and
-extended XYZ for MACE (``REF_energy``, ``REF_forces``).
+The writers for the trainers are in :mod:`potentials.datasets`.
 """
 
 from __future__ import annotations
@@ -19,6 +18,9 @@ import numpy as np
 from inputs.errors import LammpsError, PotentialError
 from inputs.structure import Structure, TYPE_ORDER, rocksalt_lif, with_defect, write_lammps_data
 from potentials.base import PairBlock
+
+#: 1 eV/Å³ in bar (LAMMPS metal pressure unit)
+BAR_PER_EV_A3 = 1.602176634e6
 
 
 def structure_to_atoms(s: Structure):
@@ -70,7 +72,9 @@ def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
                 for i, (sym, (x, y, z)) in enumerate(zip(a.get_chemical_symbols(), a.positions), start=1):
                     fh.write(f"{i} {types[sym]} {float(x)!r} {float(y)!r} {float(z)!r}\n")
         deck = ["units metal", f"atom_style {'charge' if block.charges else 'atomic'}", "boundary p p p",
-                "read_data d.lmp", *block.lines, "thermo_style custom step pe", "thermo_modify format float %.12f",
+                "read_data d.lmp", *block.lines, "compute lif_pv all pressure NULL virial",
+                "thermo_style custom step pe " + " ".join(f"c_lif_pv[{i}]" for i in range(1, 7)),
+                "thermo_modify format float %.12e",
                 "thermo 1", "dump f all custom 1 forces.dump id fx fy fz",
                 "dump_modify f sort id format float %.12f", "rerun frames.dump dump x y z box yes"]
         (tmp / "in.label").write_text("\n".join(deck) + "\n")
@@ -79,48 +83,18 @@ def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
         if out.returncode != 0:
             err = [l for l in out.stdout.splitlines() if "ERROR" in l]
             raise LammpsError(f"labelling failed: {err[-1] if err else out.stderr[-500:]}")
-        energies = {int(m.group(1)): float(m.group(2))
-                    for m in re.finditer(r"^\s*(\d+)\s+(-?[0-9.]+(?:e[-+]?\d+)?)\s*$", out.stdout, re.M)}
+        number = r"\s+(-?[0-9.]+(?:e[-+]?\d+)?)"
+        rows = {int(m.group(1)): [float(v) for v in m.groups()[1:]]
+                for m in re.finditer(r"^\s*(\d+)" + number * 7 + r"\s*$", out.stdout, re.M)}
         forces = [np.array([line.split()[1:4] for line in lines[9:]], dtype=float)
                   for _, lines in iter_frames(tmp / "forces.dump")]
     labelled = []
     for k, a in enumerate(frames):
         a = a.copy()
-        a.calc = SinglePointCalculator(a, energy=energies[k], forces=forces[k])
+        energy, *p_bar = rows[k]
+        # LAMMPS virial pressure (xx yy zz xy xz yz, bar) -> ASE stress (Voigt xx yy zz yz xz xy, eV/Å³), sign flipped
+        pxx, pyy, pzz, pxy, pxz, pyz = p_bar
+        stress = -np.array([pxx, pyy, pzz, pyz, pxz, pxy]) / BAR_PER_EV_A3
+        a.calc = SinglePointCalculator(a, energy=energy, forces=forces[k], stress=stress)
         labelled.append(a)
     return labelled
-
-
-def write_deepmd_npy(frames: list, directory: Path, type_map: tuple[str, ...] = TYPE_ORDER) -> Path:
-    """A DeePMD-kit system (all frames share one atom order)."""
-    directory = Path(directory)
-    symbols = frames[0].get_chemical_symbols()
-    if any(a.get_chemical_symbols() != symbols for a in frames):
-        raise PotentialError("a DeePMD system needs the same atoms in the same order in every frame")
-    unknown = sorted(set(symbols) - set(type_map))
-    if unknown:
-        raise PotentialError(f"elements {unknown} are not in the type map {list(type_map)}")
-    sets = directory / "set.000"
-    sets.mkdir(parents=True, exist_ok=True)
-    (directory / "type_map.raw").write_text("\n".join(type_map) + "\n")
-    (directory / "type.raw").write_text("\n".join(str(type_map.index(s)) for s in symbols) + "\n")
-    np.save(sets / "box.npy", np.array([a.cell.array.reshape(9) for a in frames]))
-    np.save(sets / "coord.npy", np.array([a.positions.reshape(-1) for a in frames]))
-    np.save(sets / "energy.npy", np.array([a.get_potential_energy() for a in frames]))
-    np.save(sets / "force.npy", np.array([a.get_forces().reshape(-1) for a in frames]))
-    return directory
-
-
-def write_extxyz(frames: list, path: Path) -> Path:
-    """Extended XYZ with ``REF_energy`` and ``REF_forces`` (the keys ``mace_run_train`` is told to read)."""
-    from ase.io import write
-
-    out = []
-    for a in frames:
-        b = a.copy()
-        b.info["REF_energy"] = a.get_potential_energy()
-        b.arrays["REF_forces"] = a.get_forces()
-        b.calc = None
-        out.append(b)
-    write(str(path), out, format="extxyz")
-    return Path(path)

@@ -38,7 +38,7 @@ def tiny_mace(path: Path, seed: int = 0, r_max: float = 4.0, heads: list[str] | 
 E3NN_TORCH_LOAD = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 
 
-def tiny_deepmd(workdir: Path, train: Path, valid: Path, steps: int = 300, rcut: float = 4.0) -> Path:
+def tiny_deepmd(workdir: Path, train: list[Path], valid: list[Path], steps: int = 300, rcut: float = 4.0) -> Path:
     """A small se_e2_a DeePMD model trained by `dp --pt train` for ``steps`` steps and frozen to model.pth."""
     import json
     import os
@@ -54,8 +54,8 @@ def tiny_deepmd(workdir: Path, train: Path, valid: Path, steps: int = 300, rcut:
                   "fitting_net": {"neuron": [16, 16], "seed": 1}},
         "learning_rate": {"type": "exp", "start_lr": 0.003, "stop_lr": 1e-4, "decay_steps": 50},
         "loss": {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000, "limit_pref_f": 1},
-        "training": {"training_data": {"systems": [str(train)], "batch_size": 4},
-                     "validation_data": {"systems": [str(valid)], "batch_size": 4},
+        "training": {"training_data": {"systems": [str(p) for p in train], "batch_size": 4},
+                     "validation_data": {"systems": [str(p) for p in valid], "batch_size": 4},
                      "numb_steps": steps, "seed": 1, "disp_freq": 100, "save_freq": steps},
     }
     (workdir / "input.json").write_text(json.dumps(config, indent=1))

@@ -7,7 +7,8 @@ import pytest
 from driver.lammps import find_lammps
 from inputs.errors import PotentialError
 from potentials.catalog import PotentialEntry, resolve
-from potentials.labelling import label_with_lammps, lif_frames, write_deepmd_npy
+from potentials.datasets import write_deepmd
+from potentials.labelling import label_with_lammps, lif_frames
 from tests.conftest import SHORT_MD, make_study
 from tests.models import tiny_deepmd
 from tests.test_mace import lammps_energy_forces, rattled
@@ -20,7 +21,7 @@ def dataset(tmp_path_factory):
     _, classical = resolve("fumi-tosi", ("Li", "F"))
     frames = label_with_lammps(lif_frames(40, seed=0), classical, find_lammps())
     root = tmp_path_factory.mktemp("lif-data")
-    return write_deepmd_npy(frames[:32], root / "train"), write_deepmd_npy(frames[32:], root / "valid"), frames
+    return write_deepmd(frames[:32], root / "train"), write_deepmd(frames[32:], root / "valid"), frames
 
 
 @pytest.fixture(scope="module")

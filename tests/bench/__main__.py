@@ -69,7 +69,8 @@ def families() -> list[dict]:
     from inputs.structure import rocksalt_lif, write_lammps_data
     from potentials.catalog import PotentialEntry, resolve
     from potentials import deepmd, mace
-    from potentials.labelling import label_with_lammps, lif_frames, write_deepmd_npy
+    from potentials.datasets import write_deepmd
+    from potentials.labelling import label_with_lammps, lif_frames
     from tests.models import tiny_deepmd, tiny_mace
 
     lmp = find_lammps()
@@ -84,8 +85,8 @@ def families() -> list[dict]:
             blocks["mace"] = mace.pair_block(PotentialEntry("m", "mace", "", "", ("Li", "F"), {"model": str(m)}, ""),
                                              ("Li", "F"))
             frames = label_with_lammps(lif_frames(24, seed=0), classical, lmp)
-            dp = tiny_deepmd(tmp / "dp", write_deepmd_npy(frames[:20], tmp / "train"),
-                             write_deepmd_npy(frames[20:], tmp / "valid"), steps=50)
+            dp = tiny_deepmd(tmp / "dp", write_deepmd(frames[:20], tmp / "train"),
+                             write_deepmd(frames[20:], tmp / "valid"), steps=50)
             blocks["deepmd"] = deepmd.pair_block(
                 PotentialEntry("d", "deepmd", "", "", ("Li", "F"), {"model": str(dp)}, ""), ("Li", "F"))
         except Exception as e:  # a LAMMPS without ML-IAP/PYTHON or the plugin: report what can be measured

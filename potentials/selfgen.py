@@ -1,0 +1,136 @@
+"""Self-generated data: configurations sampled from a study's own MD runs, labelled by a pluggable calculator.
+
+Frames are taken evenly (after ``skip_ps`` of each run) from ``traj.dump`` of finished or partial runs of any
+potential — the foundation MACE by default in the paper's protocol — and labelled by
+
+- ``lammps:<potential>`` — any potential of the catalog through LAMMPS (``rerun``; the tests use the classical
+  baseline), or
+- ``ase:<module>:<factory>`` — ``factory()`` returns an ASE calculator (a DFT code on a cluster: VASP, Quantum
+  ESPRESSO, GPAW ...); its module must be importable (``PYTHONPATH``).
+
+The labelled set is written as a prepared data set (:mod:`potentials.datasets`) whose provenance records the
+runs (with their summary checksums), the frame steps taken and the labeller.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from driver.dumps import iter_frames
+from inputs.errors import InputError
+from inputs.io import sha256_file
+
+
+def dump_frames(run_dir: Path, skip_ps: float = 0.0) -> list:
+    """(step, Atoms) of a run's dump (wrapped into the box), after ``skip_ps``."""
+    from ase import Atoms
+
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise InputError(f"{run_dir} is not a run directory (no summary.json)")
+    summary = json.loads(summary_path.read_text())
+    type_order = summary["structure"]["type_order"]
+    dt_ps = summary["config"]["md"]["timestep_fs"] * 1e-3
+    dumps = [run_dir / "traj.dump"] if (run_dir / "traj.dump").is_file() else sorted(run_dir.glob("traj.*.dump"))
+    if not dumps:
+        raise InputError(f"{run_dir} has no trajectory yet (traj.dump); run it first")
+    out = []
+    for dump in dumps:
+        for step, lines in iter_frames(dump):
+            if step * dt_ps < skip_ps:
+                continue
+            bounds = np.array([l.split()[:2] for l in lines[5:8]], dtype=float)
+            cols = lines[8].split()[2:]
+            data = np.array([l.split() for l in lines[9:]], dtype=float)
+            c = {name: k for k, name in enumerate(cols)}
+            order = np.argsort(data[:, c["id"]])
+            data = data[order]
+            xyz = [next(n for n in (f"{a}u", a, f"{a}s") if n in c) for a in "xyz"]
+            pos = data[:, [c[n] for n in xyz]] - bounds[:, 0]
+            symbols = [type_order[int(t) - 1] for t in data[:, c["type"]]]
+            atoms = Atoms(symbols=symbols, positions=pos, cell=bounds[:, 1] - bounds[:, 0], pbc=True)
+            atoms.wrap()
+            out.append((step, atoms))
+    return out
+
+
+def sample(run_dirs: list[Path], n: int, skip_ps: float = 0.0, seed: int = 1) -> tuple[list, list[dict]]:
+    """``n`` frames spread evenly over the runs' frames (a seeded offset), with where each came from."""
+    pool = []
+    for d in run_dirs:
+        for step, atoms in dump_frames(d, skip_ps):
+            pool.append((str(d), step, atoms))
+    if n > len(pool):
+        raise InputError(f"asked for {n} configurations but the runs hold only {len(pool)} frames "
+                         f"after {skip_ps} ps")
+    if n < 1:
+        raise InputError("asked for no configurations")
+    stride = len(pool) / n
+    offset = np.random.default_rng(seed).uniform(0, stride)
+    picks = [int(offset + k * stride) for k in range(n)]
+    return [pool[i][2] for i in picks], [{"run": pool[i][0], "step": pool[i][1]} for i in picks]
+
+
+def labeller(spec: str):
+    """A function frames -> labelled frames, from ``lammps:<potential>`` or ``ase:<module>:<factory>``."""
+    kind, _, rest = spec.partition(":")
+    if kind == "lammps" and rest:
+        from driver.lammps import find_lammps
+        from inputs.structure import TYPE_ORDER
+        from potentials.catalog import resolve
+        from potentials.labelling import label_with_lammps
+
+        _, block = resolve(rest, TYPE_ORDER)
+        lmp = find_lammps()
+        return lambda frames: label_with_lammps(frames, block, lmp)
+    if kind == "ase" and rest.count(":") == 1:
+        mod, fn = rest.split(":")
+        try:
+            factory = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise InputError(f"labeller {spec!r}: cannot import {mod}.{fn} ({e})") from None
+
+        def label(frames):
+            from ase.calculators.singlepoint import SinglePointCalculator
+
+            out = []
+            for a in frames:
+                b = a.copy()
+                b.calc = factory()
+                e, f = b.get_potential_energy(), b.get_forces()
+                try:
+                    s = b.get_stress(voigt=True)
+                except Exception:
+                    s = None
+                c = a.copy()
+                c.calc = SinglePointCalculator(c, energy=e, forces=f, stress=s)
+                out.append(c)
+            return out
+
+        return label
+    raise InputError(f"labeller {spec!r}: expected lammps:<potential> or ase:<module>:<factory>")
+
+
+def self_generate(run_dirs: list[Path], n: int, label: str, out: Path, *, skip_ps: float = 0.0, seed: int = 1,
+                  valid_fraction: float = 0.1, test_fraction: float = 0.1):
+    from potentials.datasets import check_frames, split_indices, write_dataset
+
+    if not run_dirs:
+        raise InputError("no run directories given to sample from")
+    frames, origin = sample(run_dirs, n, skip_ps, seed)
+    labelled = labeller(label)(frames)
+    check_frames(labelled, f"self-generated from {len(run_dirs)} run(s)")
+    runs = sorted({o["run"] for o in origin})
+    prov = {"kind": "self-generated", "labeller": label, "skip_ps": skip_ps, "seed": seed,
+            "runs": [{"path": r, "summary_sha256": sha256_file(Path(r) / "summary.json"),
+                      "potential": json.loads((Path(r) / "summary.json").read_text()).get("potential")} for r in runs],
+            "frames": origin}
+    idx = split_indices(len(labelled), valid_fraction, test_fraction, seed)
+    inputs = [{"path": r, "format": "lammps-dump", "n": sum(o["run"] == r for o in origin)} for r in runs]
+    return write_dataset(labelled, idx, out, split={"valid_fraction": valid_fraction, "test_fraction": test_fraction,
+                                                  "seed": seed}, inputs=inputs, provenance=prov)

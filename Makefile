@@ -12,13 +12,16 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install lammps run decks test test-fast bench clean help
+.PHONY: install lammps run decks finetune sweep test test-fast bench clean help
 
 help:
 	@echo "make run T=400    run the default study at T (K) with POTENTIAL=$(POTENTIAL); print D ± σ"
 	@echo "make test         build LAMMPS if needed (make lammps), run the test suite"
 	@echo "make decks        render STUDY=$(STUDY) into runs/ without running"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
+	@echo "make finetune ARGS='train --strategy naive --data DIR --name NAME --foundation mace-mpa-0'"
+	@echo "                  one fine-tuning step (python -m potentials.finetune --help lists them)"
+	@echo "make sweep SWEEP=inputs/sweeps/paper.toml   strategies x N x replicas -> models -> D bar chart"
 
 install: $(STAMP)
 
@@ -37,6 +40,13 @@ run: $(STAMP)
 
 decks: $(STAMP)
 	$(PY) -m driver render --study $(STUDY)
+
+finetune: $(STAMP) lammps
+	$(PY) -m potentials.finetune $(ARGS)
+
+SWEEP ?= inputs/sweeps/paper.toml
+sweep: $(STAMP) lammps
+	$(PY) -m potentials.finetune sweep $(SWEEP)
 
 test: $(STAMP) lammps
 	$(PY) -m pytest -q

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inputs.errors import LifDiffusionError
@@ -49,26 +47,14 @@ def cmd_run(args) -> int:
     from analysis.study import analyse_study, write_diffusivity_table
     from driver.lammps import find_lammps
     from driver.render import render_study
-    from driver.runner import run_one
+    from driver.runner import run_many
 
     study = _study(args)
     lmp = find_lammps(args.lmp)
     paths = render_study(study, args.root, accelerator=args.accelerator)
     print(f"study {study.name!r}: {len(paths)} run(s) under {Path(args.root) / study.name}; LAMMPS: {lmp}",
           file=sys.stderr)
-    failed = []
-    jobs = max(1, min(args.jobs or (os.cpu_count() or 1) // args.threads, len(paths)))
-
-    def one(i_path):
-        i, p = i_path
-        try:
-            run_one(p, lmp, progress=not args.no_progress, threads=args.threads, position=i % jobs)
-        except LifDiffusionError as e:
-            failed.append(str(e))
-            print(f"error: {e}", file=sys.stderr)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is a LAMMPS process; threads only wait
-        list(pool.map(one, enumerate(paths)))
+    failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress)
     study_dir = Path(args.root) / study.name
     import warnings
 

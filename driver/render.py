@@ -33,6 +33,7 @@ DECK = "in.lammps"
 DATA = "data.lmp"
 STRUCTURE = "structure.json"
 DUMP_PREFIX = "traj"
+CONFIG_PREFIX = "configs"  # configs.<segment>.dump: all atoms, when md.config_interval_ps > 0
 DUMP = "traj.dump"
 RESTART_FILES = ("restart.a.bin", "restart.b.bin")
 FINAL_RESTART = "final.restart"
@@ -87,6 +88,8 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
         "production_end_step": eq_end + md.steps(md.production_ps, "production_ps"),
         "dump_every": md.steps(md.dump_interval_ps, "dump_interval_ps"),
         "dump_prefix": DUMP_PREFIX,
+        "config_every": md.steps(md.config_interval_ps, "config_interval_ps"),
+        "config_prefix": CONFIG_PREFIX,
         "final_restart": FINAL_RESTART,
     }
 

@@ -24,7 +24,7 @@ from driver import dumps
 from driver import summary as summ
 from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
 from driver.render import DECK, DUMP, DUMP_PREFIX, FINAL_RESTART, RESTART_FILES
-from inputs.errors import LammpsError
+from inputs.errors import LammpsError, LifDiffusionError
 from potentials.base import PairBlock
 
 LOCK = ".lock"
@@ -176,3 +176,28 @@ def _progress_bar(total: int, desc: str, enabled: bool, position: int):
 
     return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=True, mininterval=1.0,
                 position=position)
+
+
+def run_many(paths: list[Path], lmp: str, *, jobs: int | None = None, threads: int = 1,
+             progress: bool = True) -> list[str]:
+    """Run (or resume) each run directory, ``jobs`` at once (default: cores / threads); the errors of the runs
+    that failed (the others go on)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    failed: list[str] = []
+    if not paths:
+        return failed
+    jobs = max(1, min(jobs or (os.cpu_count() or 1) // max(1, threads), len(paths)))
+
+    def one(i_path):
+        i, p = i_path
+        try:
+            run_one(p, lmp, progress=progress, threads=threads, position=i % jobs)
+        except LifDiffusionError as e:
+            failed.append(str(e))
+            print(f"error: {e}", file=sys.stderr)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is a LAMMPS process; threads only wait
+        list(pool.map(one, enumerate(paths)))
+    return failed

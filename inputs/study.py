@@ -41,6 +41,7 @@ class MDSpec:
     thermo_interval_ps: float
     restart_interval_ps: float
     thermostat_damping_ps: float = 0.1
+    config_interval_ps: float = 0.0  # > 0: also dump all atoms this often (configs.*.dump), e.g. for selfgen
 
     def steps(self, time_ps: float, what: str) -> int:
         """``time_ps`` as a whole number of timesteps; raises if it is not one."""
@@ -130,7 +131,11 @@ def _validate(s: Study) -> None:
     for name in ("dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
         if getattr(md, name) > md.production_ps:
             raise _fail(s, f"md.{name}", f"{getattr(md, name)} ps is longer than md.production_ps = {md.production_ps} ps")
-    for name in ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
+    if not math.isfinite(md.config_interval_ps) or md.config_interval_ps < 0 \
+            or md.config_interval_ps > md.production_ps:
+        raise _fail(s, "md.config_interval_ps", f"must be 0 (off) or in (0, production_ps], got {md.config_interval_ps}")
+    for name in ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps", "restart_interval_ps",
+                 "config_interval_ps"):
         try:
             md.steps(getattr(md, name), name)
         except InputError as e:

@@ -9,10 +9,10 @@ ASE sign and Voigt order) as single-point results. Readers:
   or a directory holding many of them; virials become stress;
 - ASE databases (``.db``, ``.json``).
 
-On disk a prepared data set is a directory with ``frames.extxyz`` (all of it), ``train/valid/test.extxyz``
-(a seeded split) and ``dataset.json`` (counts, elements, the content hash of every set, where it came from).
-The content hash covers atomic numbers, cell, positions and labels in float64, in order: two sets with the same
-hash hold the same numbers.
+On disk a prepared data set is a directory with ``frames.npz`` (every number in float64: the data set itself),
+``train/valid/test.extxyz`` (a seeded split, for the trainers; extended XYZ keeps 8 decimals) and
+``dataset.json`` (counts, elements, the content hash of every set, where it came from). The content hash covers
+atomic numbers, cell, positions and labels in float64, in order: two sets with the same hash hold the same numbers.
 """
 
 from __future__ import annotations
@@ -247,6 +247,42 @@ def write_deepmd(frames: list, directory: Path, type_map: tuple[str, ...] = TYPE
     return out
 
 
+def save_npz(frames: list, path: Path) -> Path:
+    """Frames and labels in float64 (stress NaN where absent), concatenated with per-frame atom counts."""
+    lab = [labels(a) for a in frames]
+    arrays = {
+        "natoms": np.array([len(a) for a in frames], dtype=np.int64),
+        "numbers": np.concatenate([a.numbers for a in frames]).astype(np.int64),
+        "positions": np.concatenate([a.positions for a in frames]).astype(np.float64),
+        "forces": np.concatenate([np.asarray(f, dtype=np.float64) for _, f, _ in lab]),
+        "cells": np.array([a.cell.array for a in frames], dtype=np.float64),
+        "pbc": np.array([a.pbc for a in frames], dtype=bool),
+        "energies": np.array([e for e, _, _ in lab], dtype=np.float64),
+        "stresses": np.array([np.full(6, np.nan) if s is None else _voigt(np.asarray(s, dtype=float))
+                              for _, _, s in lab]),
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_npz(path: Path) -> list:
+    from ase import Atoms
+
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    out, start = [], 0
+    for k, n in enumerate(d["natoms"]):
+        sl = slice(start, start + int(n))
+        start += int(n)
+        a = Atoms(numbers=d["numbers"][sl], positions=d["positions"][sl], cell=d["cells"][k], pbc=d["pbc"][k])
+        s = d["stresses"][k]
+        out.append(_labelled(a, d["energies"][k], d["forces"][sl], None if np.isnan(s).any() else s))
+    return out
+
+
 def _full(voigt) -> np.ndarray:
     xx, yy, zz, yz, xz, xy = np.asarray(voigt, dtype=float)
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
@@ -264,9 +300,14 @@ class DataSet:
             raise InputError(f"no split {name!r}; splits: {SPLITS}")
         return self.path / f"{name}.extxyz"
 
+    def all_frames(self) -> list:
+        return load_npz(self.path / "frames.npz")
+
     def frames(self, name: str) -> list:
-        p = self.split(name)
-        return read_frames(p, "extxyz") if self.manifest["splits"][name]["n"] else []
+        if name not in SPLITS:
+            raise InputError(f"no split {name!r}; splits: {SPLITS}")
+        every = self.all_frames()
+        return [every[i] for i in self.manifest["splits"][name]["indices"]]
 
     @property
     def hash(self) -> str:
@@ -306,14 +347,15 @@ def write_dataset(frames: list, idx: dict[str, np.ndarray], out: str | Path, *, 
         part = [frames[i] for i in idx[name]]
         write_extxyz(part, staging / f"{name}.extxyz")
         splits[name] = {"n": len(part), "hash": content_hash(part), "indices": np.asarray(idx[name]).tolist()}
-    write_extxyz(frames, staging / "frames.extxyz")
+    write_extxyz(frames, staging / "frames.extxyz")  # for mace's --pt_train_file
+    save_npz(frames, staging / "frames.npz")
     manifest = {
         "n": len(frames), "hash": content_hash(frames),
         "elements": sorted({s for a in frames for s in a.get_chemical_symbols()}),
         "n_atoms": sorted({len(a) for a in frames}),
         "has_stress": all(labels(a)[2] is not None for a in frames),
         "split": split, "splits": splits, "inputs": inputs, "provenance": provenance or {},
-        "files": {f"{n}.extxyz": sha256_file(staging / f"{n}.extxyz") for n in (*SPLITS, "frames")},
+        "files": {f: sha256_file(staging / f) for f in (*(f"{n}.extxyz" for n in (*SPLITS, "frames")), "frames.npz")},
         **(extra or {}),
     }
     atomic_write_text(staging / "dataset.json", json.dumps(manifest, indent=1) + "\n")

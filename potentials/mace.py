@@ -112,7 +112,11 @@ def convert(path: Path, head: str | None, accelerator: str, type_order: tuple[st
     tag = hashlib.sha256(f"{digest}|{head}|{accelerator}|v1".encode()).hexdigest()[:20]
     out = cache_dir() / "mliap" / f"{path.stem}-{tag}-mliap_lammps.pt"
     if not out.is_file():
-        _write_converted(model, head, accelerator, out)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript notices about mace-torch's own classes
+            _write_converted(model, head, accelerator, out)
     return out, float(model.r_max)
 
 

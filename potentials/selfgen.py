@@ -1,7 +1,8 @@
 """Self-generated data: configurations sampled from a study's own MD runs, labelled by a pluggable calculator.
 
-Frames are taken evenly (after ``skip_ps`` of each run) from ``traj.dump`` of finished or partial runs of any
-potential — the foundation MACE by default in the paper's protocol — and labelled by
+Frames are taken evenly (after ``skip_ps`` of each run) from the all-atom configuration dumps
+(``configs.<segment>.dump``, written when the study sets ``md.config_interval_ps``) of finished or partial runs
+of any potential — the foundation MACE in the paper's protocol — and labelled by
 
 - ``lammps:<potential>`` — any potential of the catalog through LAMMPS (``rerun``; the tests use the classical
   baseline), or
@@ -36,10 +37,15 @@ def dump_frames(run_dir: Path, skip_ps: float = 0.0) -> list:
     summary = json.loads(summary_path.read_text())
     type_order = summary["structure"]["type_order"]
     dt_ps = summary["config"]["md"]["timestep_fs"] * 1e-3
-    dumps = [run_dir / "traj.dump"] if (run_dir / "traj.dump").is_file() else sorted(run_dir.glob("traj.*.dump"))
+    from driver.render import CONFIG_PREFIX
+
+    dumps = sorted(run_dir.glob(f"{CONFIG_PREFIX}.*.dump"), key=lambda p: int(p.name.split(".")[1]))
     if not dumps:
-        raise InputError(f"{run_dir} has no trajectory yet (traj.dump); run it first")
-    out = []
+        if not summary["config"]["md"].get("config_interval_ps"):
+            raise InputError(f"{run_dir}: its study dumps no whole configurations (md.config_interval_ps = 0); "
+                             "set md.config_interval_ps and run it to sample from it")
+        raise InputError(f"{run_dir} has no configuration dump yet ({CONFIG_PREFIX}.0.dump); run it first")
+    frames: dict[int, object] = {}  # by step: a resumed segment repeats the step it restarted from
     for dump in dumps:
         for step, lines in iter_frames(dump):
             if step * dt_ps < skip_ps:
@@ -55,8 +61,8 @@ def dump_frames(run_dir: Path, skip_ps: float = 0.0) -> list:
             symbols = [type_order[int(t) - 1] for t in data[:, c["type"]]]
             atoms = Atoms(symbols=symbols, positions=pos, cell=bounds[:, 1] - bounds[:, 0], pbc=True)
             atoms.wrap()
-            out.append((step, atoms))
-    return out
+            frames[step] = atoms
+    return sorted(frames.items())
 
 
 def sample(run_dirs: list[Path], n: int, skip_ps: float = 0.0, seed: int = 1) -> tuple[list, list[dict]]:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -46,6 +47,8 @@ MACE_RESERVED = {"name", "work_dir", "train_file", "valid_file", "test_file", "e
                  "stress_key", "seed", "foundation_model", "pt_train_file", "device", "log_dir", "model_dir",
                  "checkpoints_dir", "results_dir"}
 TARGET_HEAD = "Default"  # mace-torch's name for the fine-tuning head
+#: bumped when what a strategy produces changes; a sweep retrains models of an older recipe
+RECIPE = 2
 
 
 @dataclass
@@ -231,7 +234,14 @@ def _train_mace(req: TrainRequest, hp: dict, work: Path, log: Path, foundation: 
 
         if TARGET_HEAD not in heads:
             raise PotentialError(f"trained model {out} has heads {heads}, none named {TARGET_HEAD!r}")
-        model = remove_pt_head(model, TARGET_HEAD)
+        dtype = torch.get_default_dtype()
+        torch.set_default_dtype(next(model.parameters()).dtype)  # as mace's select_head: the copy keeps float64
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = remove_pt_head(model, TARGET_HEAD)
+        finally:
+            torch.set_default_dtype(dtype)
         info["head_selected"] = TARGET_HEAD
     final = work / "model.model"
     torch.save(model, final)
@@ -344,7 +354,7 @@ def train(req: TrainRequest) -> Path:
         family, model_name = "mace", "model.model"
     test = req.data.frames("test")
     metrics = validate(family, model, test, work, f"{req.name} on the test split ({len(test)} configurations)")
-    prov = {"name": req.name, "strategy": req.strategy, "family": family, "seed": req.seed,
+    prov = {"name": req.name, "strategy": req.strategy, "family": family, "seed": req.seed, "recipe": RECIPE,
             "n_train": req.data.manifest["splits"]["train"]["n"],
             "data": {"path": str(req.data.path), "hash": req.data.hash,
                      "splits": {k: {"n": v["n"], "hash": v["hash"]} for k, v in req.data.manifest["splits"].items()},

@@ -274,3 +274,41 @@ def test_sweep_file_errors_name_the_field(tmp_path):
                                      '[training]\nstrategies = ["multihead"]\nfoundation = "m"\n')
     with pytest.raises(InputError, match="foundation: naive and multihead fine-tune"):
         load_sweep(tmp_path / "s.toml")
+
+
+def test_foundation_without_the_data_elements_is_refused(env, tmp_path):
+    from tests.models import tiny_mace
+
+    lio = tiny_mace(tmp_path / "lio.model", atomic_numbers=(3, 8))
+    with pytest.raises(InputError, match=r"covers \['Li', 'O'\], not \['F'\]"):
+        train(TrainRequest("x4", "naive", env["shifted"], foundation=str(lio), progress=False))
+    assert not registry.is_registered("x4")
+
+
+def test_selection_in_the_foundation_descriptor_space(env):
+    from potentials.selection import select
+
+    pool = env["shifted"].frames("train")
+    model = registry.model_dir("foundation") / "model.model"
+    a = select(pool, 8, "fps", seed=2, descriptor="mace", model_path=model)
+    b = select(pool, 8, "fps", seed=2, descriptor="mace", model_path=model)
+    assert np.array_equal(a.indices, b.indices) and a.descriptor == "mace"
+    assert a.covering_radius < a.covering_radius_random
+
+
+def test_command_line_steps_and_their_errors(env, tmp_path, capsys):
+    from potentials.finetune import main
+
+    assert main(["data", str(env["root"] / "shifted.xyz"), "--out", str(tmp_path / "d"), "--seed", "4"]) == 0
+    assert "48 configurations" in capsys.readouterr().out
+    assert main(["select", str(tmp_path / "d"), "--n", "10", "--out", str(tmp_path / "s")]) == 0
+    assert "covering radius" in capsys.readouterr().out
+    assert main(["select", str(tmp_path / "d"), "--n", "500", "--out", str(tmp_path / "s2")]) == 2
+    assert "N=500" in capsys.readouterr().err
+    assert main(["train", "--strategy", "naive", "--data", str(tmp_path / "s"), "--name", "cli",
+                 "--foundation", "nowhere.model"]) == 2
+    assert "cannot be found" in capsys.readouterr().err
+    assert main(["list"]) == 0
+    assert "foundation" in capsys.readouterr().out
+    assert main(["validate", "foundation", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "v")]) == 0
+    assert (tmp_path / "v" / "validation-foundation-parity.png").is_file()

@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run T=400    run the default study at T (K) with POTENTIAL=$(POTENTIAL); print D ± σ"
 	@echo "make test         build LAMMPS if needed (make lammps), run the test suite"
-	@echo "make decks        render STUDY=$(STUDY) into runs/ without running"
+	@echo "make decks        render STUDY=$(STUDY) into runs/ with array job scripts for SITE=$(SITE)"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
 	@echo "make finetune ARGS='train --strategy naive --data DIR --name NAME --foundation mace-mpa-0'"
 	@echo "                  one fine-tuning step (python -m potentials.finetune --help lists them)"
@@ -38,8 +38,11 @@ lammps: $(STAMP)
 run: $(STAMP)
 	$(PY) -m driver run --study $(STUDY) --temperature $(T) --potential $(POTENTIAL)
 
+# decks for a cluster: SITE is a site TOML (see inputs/sites/generic-slurm.toml) or generic-slurm / generic-pbs
+SITE ?= generic-slurm
+ACCELERATOR ?= gpu
 decks: $(STAMP)
-	$(PY) -m driver render --study $(STUDY)
+	$(PY) -m driver render --study $(STUDY) --accelerator $(ACCELERATOR) --site $(SITE)
 
 finetune: $(STAMP) lammps
 	$(PY) -m potentials.finetune $(ARGS)

@@ -3,6 +3,8 @@
     python -m driver render --study default [--root runs] [--temperature 400 ...] [--potential NAME ...]
     python -m driver run    --study default [--temperature 400] [--lmp /path/to/lmp] [--no-progress]
     python -m driver status runs/default
+    python -m driver render --study paper --accelerator gpu --site mysite.toml   # + SLURM/PBS array jobs
+    python -m driver run-task RUN_DIR --lmp lmp     # what one array task runs (skip / resume / run)
 
 ``run`` renders (idempotently), runs every run that is not finished (resuming interrupted ones), then prints
 D ± σ for each potential and temperature and what to run next.
@@ -35,10 +37,24 @@ def cmd_render(args) -> int:
     from driver.render import render_study
 
     study = _study(args)
+    site = None
+    if args.site:
+        from driver.cluster import load_site
+
+        site = load_site(args.site)  # checked before anything is written
     paths = render_study(study, args.root, accelerator=args.accelerator)
     print(f"rendered {len(paths)} run(s) of study {study.name!r} under {Path(args.root) / study.name}")
     for p in paths:
         print(f"  {p}")
+    if site is not None:
+        from driver.cluster import write_cluster_scripts
+
+        study_dir = Path(args.root) / study.name
+        files = write_cluster_scripts(study_dir, paths, site)
+        print(f"{site.scheduler} job scripts ({site.source}):")
+        for f in files:
+            print(f"  {f}")
+        print(f"submit: bash {study_dir / 'cluster' / 'submit.sh'}\nwatch:  python -m driver status {study_dir}")
     return 0
 
 
@@ -74,18 +90,49 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_run_task(args) -> int:
+    """One run, as an array task runs it: TERM (preemption, time limit) stops LAMMPS and leaves the run
+    resumable; exit 0 finished (or already finished), 1 LAMMPS failed, 143 interrupted."""
+    import signal
+
+    from driver.lammps import find_lammps
+    from driver.runner import run_one
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    run_dir = Path(args.run_dir)
+    lmp = find_lammps(args.lmp)
+    s = run_one(run_dir, lmp, progress=False, threads=args.threads)
+    print(f"{run_dir}: {s['status']} ({s.get('outputs', {}).get('frames', '?')} frames)")
+    return 0
+
+
 def cmd_status(args) -> int:
     from analysis.study import find_runs
+    from driver.runner import progress_of
 
     rows = find_runs(Path(args.study_dir))
     counts: dict[str, int] = {}
     for run_dir, s in rows:
         st = s.get("status", "?")
         counts[st] = counts.get(st, 0) + 1
-        extra = f"  {s['error']}" if st == "failed" and s.get("error") else ""
-        print(f"{st:9s} {run_dir}{extra}")
+        step, total, age_s = progress_of(run_dir, s)
+        how_far = f"{step}/{total} steps ({100 * step / total:.0f}%)" if total else ""
+        if st in ("running", "interrupted", "failed") and age_s is not None:
+            how_far += f", log written {_ago(age_s)} ago"
+        extra = f"  {s['error']}" if st in ("failed", "interrupted") and s.get("error") else ""
+        print(f"{st:11s} {run_dir}  {how_far}{extra}")
     print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--jobs", type=int, default=None,
                            help="runs at once (default: cores / threads)")
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        else:
+            p.add_argument("--site", help="also write array job scripts for this cluster site (a TOML file, or "
+                                          "generic-slurm / generic-pbs); see inputs/sites/generic-slurm.toml")
+    p = sub.add_parser("run-task", help="run or resume one run directory (what a cluster array task does)")
+    p.add_argument("run_dir")
+    p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
+    p.add_argument("--threads", type=int, default=1, help="OpenMP threads (default 1)")
+    p.set_defaults(fn=cmd_run_task)
     p = sub.add_parser("status", help="state of each run of a study directory")
     p.add_argument("study_dir")
     p.set_defaults(fn=cmd_status)

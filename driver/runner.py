@@ -108,7 +108,9 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
         break
     wall = time.monotonic() - t0
     if err is not None:
-        summ.update_summary(run_dir, status="failed", error=err, wall_s=round(wall, 3))
+        killed = rc is not None and rc < 0
+        summ.update_summary(run_dir, status="interrupted" if killed else "failed",
+                            error=f"{err} (the run can be resumed)" if killed else err, wall_s=round(wall, 3))
         raise LammpsError(f"{run_dir}: LAMMPS failed: {err} (see {run_dir}/log.{segment}.lammps)")
     merged = dumps.merge_segments([run_dir / f"{DUMP_PREFIX}.{k}.dump" for k in segments(run_dir)], run_dir / DUMP)
     for k in segments(run_dir):
@@ -119,6 +121,28 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
                  "last_step": merged.last_step, "final_restart": FINAL_RESTART,
                  "logs": sorted(p.name for p in run_dir.glob("log.*.lammps"))},
         segments=segment + 1)
+
+
+def progress_of(run_dir: Path, summary: dict) -> tuple[int, int, float | None]:
+    """(last step LAMMPS printed, total steps, seconds since the newest log was written), from the files alone."""
+    import time as _time
+
+    md = summary.get("config", {}).get("md_steps", {})
+    total = int(md.get("equilibration_ps", 0) + md.get("production_ps", 0))
+    if summary.get("status") == "finished":
+        return total, total, None
+    logs = sorted(run_dir.glob("log.*.lammps"), key=lambda p: p.stat().st_mtime_ns)
+    if not logs:
+        return 0, total, None
+    step = 0
+    for log in logs:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, log.stat().st_size - 65536))
+            for line in fh.read().decode("utf-8", "replace").splitlines():
+                m = _THERMO.match(line)
+                if m:
+                    step = max(step, int(m.group(1)))
+    return step, total, _time.time() - logs[-1].stat().st_mtime
 
 
 def lammps_command(lmp: str, block_args: tuple[str, ...], segment: int, restart: Path | None) -> list[str]:
@@ -157,14 +181,17 @@ def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Pa
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        summ.update_summary(run_dir, status="failed", error="interrupted (the run can be resumed)")
+        summ.update_summary(run_dir, status="interrupted", error="interrupted (the run can be resumed)")
         raise
     finally:
         if bar is not None:
             bar.close()
     errors = [l for l in tail if "ERROR" in l]
     if rc != 0 or not done:
-        reason = errors[-1].strip() if errors else (f"exit status {rc}" if rc else "LAMMPS ended before the deck did")
+        if rc < 0:
+            reason = f"killed by signal {-rc}"
+        else:
+            reason = errors[-1].strip() if errors else (f"exit status {rc}" if rc else "LAMMPS ended before the deck did")
         return rc or 1, reason, last_step
     return 0, None, last_step
 

@@ -102,6 +102,10 @@ def _validate(s: Study) -> None:
         raise _fail(s, "potentials", "list at least one potential")
     if len(set(s.potentials)) != len(s.potentials):
         raise _fail(s, "potentials", f"duplicate entries in {list(s.potentials)}")
+    for p in s.potentials:  # each names a directory of the study
+        if not p or p in (".", "..") or p.startswith(".") or any(c in p for c in "/\\") \
+                or any(ord(c) < 32 for c in p):
+            raise _fail(s, "potentials", f"{p!r} cannot name a run directory (no '/', leading '.', control characters)")
     if not s.temperatures_k:
         raise _fail(s, "temperatures_k", "list at least one temperature")
     for t in s.temperatures_k:

@@ -1,7 +1,9 @@
-"""Jinja templates for LAMMPS decks. Logic-light: substitution and optional blocks; numbers come precomputed."""
+"""Jinja templates for LAMMPS decks and job scripts. Logic-light: substitution and optional blocks; numbers come
+precomputed. In shell templates every value from outside goes through the ``sh`` filter (POSIX single quoting)."""
 
 from __future__ import annotations
 
+import shlex
 from importlib import resources
 
 import jinja2
@@ -14,6 +16,8 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+
+_ENV.filters["sh"] = lambda value: shlex.quote(str(value))
 
 
 def render(name: str, **context: object) -> str:

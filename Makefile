@@ -12,11 +12,12 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install lammps run decks finetune sweep test test-fast bench clean help
+.PHONY: install lammps chromium report run decks finetune sweep test test-fast bench clean help
 
 help:
 	@echo "make run T=400    run the default study at T (K) with POTENTIAL=$(POTENTIAL); print D ± σ"
 	@echo "make test         build LAMMPS if needed (make lammps), run the test suite"
+	@echo "make report DIR=runs/default   HTML report (Arrhenius, D bars, MSD diagnostics, table, provenance)"
 	@echo "make decks        render STUDY=$(STUDY) into runs/ with array job scripts for SITE=$(SITE)"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
 	@echo "make finetune ARGS='train --strategy naive --data DIR --name NAME --foundation mace-mpa-0'"
@@ -35,6 +36,15 @@ $(STAMP): pyproject.toml constraints.txt
 lammps: $(STAMP)
 	VENV=$(VENV) bash driver/build/lammps.sh
 
+# headless Chromium for the report tests, from Debian packages, cached outside the work tree
+chromium: $(STAMP)
+	VENV=$(VENV) bash driver/build/chromium.sh
+
+# the HTML report of a study directory: make report DIR=runs/default
+DIR ?= runs/$(STUDY)
+report: $(STAMP)
+	$(PY) -m analysis.report $(DIR)
+
 run: $(STAMP)
 	$(PY) -m driver run --study $(STUDY) --temperature $(T) --potential $(POTENTIAL)
 
@@ -51,7 +61,7 @@ SWEEP ?= inputs/sweeps/paper.toml
 sweep: $(STAMP) lammps
 	$(PY) -m potentials.finetune sweep $(SWEEP)
 
-test: $(STAMP) lammps
+test: $(STAMP) lammps chromium
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

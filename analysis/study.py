@@ -3,7 +3,9 @@
 Run directories are found by their ``summary.json``; only finished runs are analysed (others are listed in a
 warning). Replicas (seeds) of one potential and temperature are pooled (see :mod:`analysis.diffusion`). The
 atoms analysed follow the study's ``analysis.selection``: ``li`` (every Li: the tracer diffusivity of Li) or
-``defect`` (the tagged interstitial atom).
+``defect`` (the tagged interstitial atom); ``selections="both"`` gives both where the structure has a defect atom
+(the report shows both; the Arrhenius fit uses the study's choice). Each result carries the number of hops
+behind it (:mod:`analysis.hops`) and a flag when they are too few to trust D.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.diffusion import DiffusionEstimate, estimate_diffusion
+from analysis.hops import MIN_HOPS, count_hops, too_few
 from analysis.trajectory import read_dump
 from inputs.errors import AnalysisError
 from inputs.io import atomic_write_text
@@ -31,6 +34,8 @@ class StateResult:
     estimate: DiffusionEstimate
     run_dirs: tuple[str, ...]
     selection: str
+    n_hops: int = -1
+    flag: str = ""
 
 
 def find_runs(study_dir: Path) -> list[tuple[Path, dict]]:
@@ -47,9 +52,9 @@ def find_runs(study_dir: Path) -> list[tuple[Path, dict]]:
     return runs
 
 
-def selection_for(summary: dict) -> tuple[str, str]:
-    """(name, MDAnalysis selection) for the study's choice of atoms."""
-    choice = summary["config"]["analysis"]["selection"]
+def selection_for(summary: dict, choice: str | None = None) -> tuple[str, str]:
+    """(name, MDAnalysis selection) for a choice of atoms (default: the study's)."""
+    choice = choice or summary["config"]["analysis"]["selection"]
     li_type = summary["structure"]["type_order"].index("Li") + 1
     if choice == "defect":
         ids = summary["structure"]["defect"]["atom_ids"]
@@ -59,7 +64,16 @@ def selection_for(summary: dict) -> tuple[str, str]:
     return choice, f"type {li_type}"
 
 
-def analyse_study(study_dir: Path) -> list[StateResult]:
+def selections_of(summary: dict, selections: str | None) -> list[str]:
+    """The study's choice; with ``"both"``, ``li`` and (if there is a defect atom) ``defect``."""
+    if selections is None:
+        return [summary["config"]["analysis"]["selection"]]
+    if selections != "both":
+        raise AnalysisError(f"selections must be None or 'both', not {selections!r}")
+    return ["li"] + (["defect"] if summary["structure"]["defect"].get("atom_ids") else [])
+
+
+def analyse_study(study_dir: Path, selections: str | None = None) -> list[StateResult]:
     groups: dict[tuple[str, float], list[tuple[Path, dict]]] = {}
     pending = []
     for run_dir, summary in find_runs(study_dir):
@@ -75,16 +89,19 @@ def analyse_study(study_dir: Path) -> list[StateResult]:
     results = []
     for (pot, t), runs in sorted(groups.items()):
         an = runs[0][1]["config"]["analysis"]
-        name, sel = selection_for(runs[0][1])
-        trajs = [read_dump(d / DUMP, s["config"]["md"]["timestep_fs"], select=sel) for d, s in runs]
-        est = estimate_diffusion(trajs, n_blocks=an["n_blocks"], start_fraction=an["fit_start_fraction"],
-                                 end_fraction=an["fit_end_fraction"])
-        results.append(StateResult(pot, t, est, tuple(str(d) for d, _ in runs), name))
+        for choice in selections_of(runs[0][1], selections):
+            name, sel = selection_for(runs[0][1], choice)
+            trajs = [read_dump(d / DUMP, s["config"]["md"]["timestep_fs"], select=sel) for d, s in runs]
+            est = estimate_diffusion(trajs, n_blocks=an["n_blocks"], start_fraction=an["fit_start_fraction"],
+                                     end_fraction=an["fit_end_fraction"])
+            hops = sum(count_hops(tr.positions) for tr in trajs)
+            flag = f"few hops ({hops} < {MIN_HOPS}): D rests on too few events" if too_few(hops) else ""
+            results.append(StateResult(pot, t, est, tuple(str(d) for d, _ in runs), name, hops, flag))
     return results
 
 
 COLUMNS = ("potential", "temperature_k", "d_cm2_s", "d_stderr_cm2_s", "fit_start_ps", "fit_end_ps",
-           "n_replicas", "n_blocks", "n_samples", "n_atoms", "simulated_ps", "selection", "method")
+           "n_replicas", "n_blocks", "n_samples", "n_atoms", "simulated_ps", "selection", "method", "n_hops", "flag")
 
 
 def write_diffusivity_table(results: list[StateResult], path: Path) -> Path:
@@ -96,7 +113,8 @@ def write_diffusivity_table(results: list[StateResult], path: Path) -> Path:
                      "d_stderr_cm2_s": "" if e.d_stderr_cm2_s is None else e.d_stderr_cm2_s,
                      "fit_start_ps": e.fit_start_ps, "fit_end_ps": e.fit_end_ps, "n_replicas": e.n_replicas,
                      "n_blocks": e.n_blocks, "n_samples": e.n_samples, "n_atoms": e.n_atoms,
-                     "simulated_ps": e.simulated_ps, "selection": r.selection, "method": e.method})
+                     "simulated_ps": e.simulated_ps, "selection": r.selection, "method": e.method,
+                     "n_hops": r.n_hops, "flag": r.flag})
     import io
 
     buf = io.StringIO()

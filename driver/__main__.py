@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
     for r in results:
         e = r.estimate
         print(f"{r.potential} {r.temperature_k:g} K: {format_d(e)}  ({r.selection} atoms, {e.n_replicas} replica(s), "
-              f"fit {e.fit_start_ps:g}-{e.fit_end_ps:g} ps)")
+              f"fit {e.fit_start_ps:g}-{e.fit_end_ps:g} ps, {r.n_hops} hops)" + (f"  WARNING: {r.flag}" if r.flag else ""))
     print(f"\ntable: {table}\nnext:\n"
           f"  python -m driver run --study {args.study}             # the whole temperature ladder\n"
           f"  python -m analysis.arrhenius {study_dir}        # Ea ± σ, tables and arrhenius.png\n"

@@ -83,7 +83,7 @@ def fit_arrhenius(temperature_k, d_cm2_s, d_stderr_cm2_s=None) -> ArrheniusFit:
     t, d = t[ok], d[ok]
     err = err[ok] if err is not None else None
     if len(np.unique(t)) < 2:
-        raise AnalysisError(f"an Arrhenius fit needs at least two temperatures with D > 0; have {sorted(set(t))} K")
+        raise AnalysisError(f"an Arrhenius fit needs at least two temperatures with D > 0; have {sorted({float(v) for v in t})} K")
     weighted = err is not None and bool(np.all(np.isfinite(err) & (err > 0)))
     x = 1.0 / (K_B_EV_PER_K * t)
     y = np.log(d)

@@ -123,7 +123,8 @@ def cmd_status(args) -> int:
         if st in ("running", "interrupted", "failed") and age_s is not None:
             how_far += f", log written {_ago(age_s)} ago"
         extra = f"  {s['error']}" if st in ("failed", "interrupted") and s.get("error") else ""
-        print(f"{st:11s} {run_dir}  {how_far}{extra}")
+        label = f"{st} ({s['failure_class']})" if st == "failed" and s.get("failure_class") else st
+        print(f"{label:26s} {run_dir}  {how_far}{extra}")
     print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return 0
 

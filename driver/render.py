@@ -60,7 +60,11 @@ def plan(study: Study) -> list[RunSpec]:
 
 def build_structure(study: Study) -> Structure:
     sy = study.system
-    return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell), sy.defect)
+    try:
+        return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell), sy.defect)
+    except InputError as e:  # name the study file and the fields that made the structure
+        raise InputError(f"{study.source}: system (lattice_constant_angstrom = {sy.lattice_constant_angstrom}, "
+                         f"supercell = {list(sy.supercell)}, defect = {sy.defect!r}): {e}") from None
 
 
 def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
@@ -119,7 +123,12 @@ def resolve_potentials(study: Study, structure: Structure, accelerator: str = "c
             missing.append(str(e))
             log.warning("%s; its runs are left out", e)
             continue
-        check_cutoff(structure, block.cutoff_angstrom, f"potential {name!r}")
+        except PotentialError as e:  # name the study file and field
+            raise PotentialError(f"{study.source}: potentials: {e}") from None
+        try:
+            check_cutoff(structure, block.cutoff_angstrom, f"potential {name!r}")
+        except InputError as e:
+            raise InputError(f"{study.source}: system.supercell {list(study.system.supercell)}: {e}") from None
         out[name] = (entry, block)
     if not out:
         raise PotentialError(f"no potential of study {study.name!r} can run here: {'; '.join(missing)}")

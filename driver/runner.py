@@ -30,6 +30,29 @@ from potentials.base import PairBlock
 LOCK = ".lock"
 DONE_MARK = "LIF_DIFFUSION_DONE"
 _THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
+_NONFINITE = re.compile(r"(?<![A-Za-z])[-+]?(nan|inf)(?![A-Za-z])", re.I)
+
+#: failure classes (summary.json "failure_class"), first match wins; the message is LAMMPS's own error line
+FAILURES = (
+    ("interrupted", re.compile(r"killed by signal|interrupted", re.I)),
+    ("non-finite", re.compile(r"non-finite|\bnan\b", re.I)),
+    ("lost-atoms", re.compile(r"lost atoms|out of range atoms|atoms? (moved|out of) .*box", re.I)),
+    ("neighbor-list", re.compile(r"neighbor list overflow|too many neighbor|neigh_modify one|neighbor .* overflow", re.I)),
+    ("out-of-memory", re.compile(r"out of memory|cudaErrorMemoryAllocation|failed to allocate|allocation of size|"
+                                 r"bad_alloc|cannot allocate memory", re.I)),
+    ("missing-style", re.compile(r"unrecognized (pair|fix|compute) style|package .* not installed|"
+                                 r"unknown (pair|fix) style", re.I)),
+    ("input", re.compile(r"cannot open|illegal .* command|unknown command|invalid", re.I)),
+)
+
+
+def classify_failure(message: str) -> str:
+    """One word for what ended a run: interrupted, non-finite, lost-atoms, neighbor-list, out-of-memory,
+    missing-style, input, or lammps-error."""
+    for name, pattern in FAILURES:
+        if pattern.search(message or ""):
+            return name
+    return "lammps-error"
 
 
 @contextmanager
@@ -91,10 +114,12 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
         for k in segs:
             (run_dir / f"{DUMP_PREFIX}.{k}.dump").unlink()
         segs = []
-    segment = segs[-1] + 1 if segs else 0
+    logs = [int(p.name.split(".")[1]) for p in run_dir.glob("log.*.lammps") if p.name.split(".")[1].isdigit()]
+    segment = max(segs + logs) + 1 if segs or logs else 0  # never reuse a segment number: logs are kept
     attempts = [None] if not restarts else restarts
     s = summ.update_summary(run_dir, status="running", started=summ.now(), pid=os.getpid(),
-                            lammps={"executable": info.executable, "version": info.version}, error=None)
+                            lammps={"executable": info.executable, "version": info.version}, error=None,
+                            failure_class=None)
     t0 = time.monotonic()
     err = None
     for restart in attempts:
@@ -109,10 +134,15 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
     wall = time.monotonic() - t0
     if err is not None:
         killed = rc is not None and rc < 0
-        summ.update_summary(run_dir, status="interrupted" if killed else "failed",
+        kind = classify_failure(err)
+        summ.update_summary(run_dir, status="interrupted" if killed else "failed", failure_class=kind,
                             error=f"{err} (the run can be resumed)" if killed else err, wall_s=round(wall, 3))
-        raise LammpsError(f"{run_dir}: LAMMPS failed: {err} (see {run_dir}/log.{segment}.lammps)")
-    merged = dumps.merge_segments([run_dir / f"{DUMP_PREFIX}.{k}.dump" for k in segments(run_dir)], run_dir / DUMP)
+        raise LammpsError(f"{run_dir}: LAMMPS failed ({kind}): {err} (see {run_dir}/log.{segment}.lammps)")
+    # an earlier merge killed before the run was marked finished may have deleted some segments: its traj.dump
+    # goes first (merging keeps each frame once, by step)
+    earlier = [run_dir / DUMP] if (run_dir / DUMP).is_file() else []
+    merged = dumps.merge_segments(earlier + [run_dir / f"{DUMP_PREFIX}.{k}.dump" for k in segments(run_dir)],
+                                  run_dir / DUMP)
     for k in segments(run_dir):
         (run_dir / f"{DUMP_PREFIX}.{k}.dump").unlink()
     return summ.update_summary(
@@ -164,6 +194,7 @@ def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Pa
                             env=env, bufsize=1)
     try:
         assert proc.stdout is not None
+        nonfinite = None
         for line in proc.stdout:
             tail.append(line.rstrip())
             m = _THERMO.match(line)
@@ -172,16 +203,23 @@ def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Pa
                 if bar is not None:
                     bar.update(max(0, step - bar.n))
                 last_step = step
+                if _NONFINITE.search(line):  # the model (or the integration) produced NaN/Inf: stop now
+                    nonfinite = f"non-finite thermo output at step {step}: {' '.join(line.split())}"
+                    proc.terminate()
+                    break
             elif line.startswith(DONE_MARK):
                 done = True
         rc = proc.wait()
+        if nonfinite:
+            return 1, nonfinite, last_step
     except BaseException:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        summ.update_summary(run_dir, status="interrupted", error="interrupted (the run can be resumed)")
+        summ.update_summary(run_dir, status="interrupted", failure_class="interrupted",
+                            error="interrupted (the run can be resumed)")
         raise
     finally:
         if bar is not None:

@@ -28,20 +28,31 @@ def smooth(positions: np.ndarray, frames: int) -> np.ndarray:
     return (c[frames:] - c[:-frames]) / frames
 
 
-def count_hops(positions: np.ndarray, hop_angstrom: float = HOP_ANGSTROM, smooth_frames: int = SMOOTH_FRAMES) -> int:
-    """Hops of all atoms in unwrapped positions (n_frames, n_atoms, 3), Å."""
-    p = smooth(np.asarray(positions, dtype=float), smooth_frames)
+def count_hops(positions: np.ndarray, hop_angstrom: float = HOP_ANGSTROM, smooth_frames: int = SMOOTH_FRAMES,
+               budget_bytes: int = 256 * 2**20) -> int:
+    """Hops of all atoms in unwrapped positions (n_frames, n_atoms, 3), Å; atoms are taken in chunks that fit
+    ``budget_bytes`` of float64 work space."""
+    x = np.asarray(positions)
+    n_frames, n_atoms = x.shape[0], x.shape[1]
+    chunk = max(1, int(budget_bytes // max(1, n_frames * 3 * 8 * 3)))
+    return sum(_hops(x[:, lo:lo + chunk], hop_angstrom, smooth_frames) for lo in range(0, n_atoms, chunk))
+
+
+def _hops(positions: np.ndarray, hop_angstrom: float, smooth_frames: int) -> int:
+    p = smooth(np.asarray(positions, dtype=np.float64), smooth_frames)
     if len(p) < 2:
         return 0
     total = p[0].copy()  # sum of positions since each atom's last hop
     count = np.ones(p.shape[1])
     hops = 0
+    limit2 = hop_angstrom * hop_angstrom
     for frame in p[1:]:
-        site = total / count[:, None]
-        moved = np.linalg.norm(frame - site, axis=1) > hop_angstrom
-        hops += int(moved.sum())
-        total[moved] = 0.0
-        count[moved] = 0
+        delta = frame - total / count[:, None]
+        moved = np.einsum("ij,ij->i", delta, delta) > limit2
+        if moved.any():
+            hops += int(moved.sum())
+            total[moved] = 0.0
+            count[moved] = 0
         total += frame
         count += 1
     return hops

@@ -30,17 +30,35 @@ def msd_by_particle(positions: np.ndarray) -> np.ndarray:
     f = np.fft.rfft(x, n=nfft, axis=0)
     acf = np.fft.irfft(f * f.conj(), n=nfft, axis=0)[:n].sum(axis=2)
     s2 = acf / (n - np.arange(n))[:, None]
-    # S1: from |r|^2 with a recursion over lags
+    # S1(m) = (1/(n-m)) [sum_{k<n-m} |r(k)|^2 + sum_{k>=m} |r(k)|^2], from cumulative sums of |r|^2
     d = np.einsum("fpd,fpd->fp", x, x)
-    d = np.concatenate([d, np.zeros((1, x.shape[1]))])
-    s1 = np.empty((n, x.shape[1]))
-    q = 2.0 * d[:n].sum(axis=0)
-    for m in range(n):
-        q = q - d[m - 1] - d[n - m]
-        s1[m] = q / (n - m)
+    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(d, axis=0)])
+    m = np.arange(n)
+    s1 = (c[n - m] + (c[n] - c[m])) / (n - m)[:, None]
     return s1 - 2.0 * s2
 
 
-def msd(positions: np.ndarray) -> np.ndarray:
-    """MSD (n_frames,) averaged over particles."""
-    return msd_by_particle(positions).mean(axis=1)
+#: bytes of FFT work space per chunk of particles (the complex spectrum of a chunk): bounds the memory of
+#: :func:`msd` whatever the number of frames and particles
+CHUNK_BYTES = 64 * 2**20
+
+
+def particles_per_chunk(n_frames: int, dim: int = 3, budget: int = CHUNK_BYTES) -> int:
+    nfft = 1 << int(np.ceil(np.log2(max(2, 2 * n_frames))))
+    per_particle = (nfft // 2 + 1) * dim * 16 + n_frames * dim * 8 * 3  # spectrum + float64 copy and temporaries
+    return max(1, int(budget // per_particle))
+
+
+def msd(positions: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    """MSD (n_frames,) averaged over particles, computed ``chunk`` particles at a time (default: as many as fit
+    in :data:`CHUNK_BYTES`), so memory is bounded by a chunk of particles × frames; sums in float64. The input
+    may be float32 (DCD) and is converted chunk by chunk."""
+    x = np.asarray(positions)
+    if x.ndim != 3:
+        raise ValueError(f"positions must be (n_frames, n_particles, dim), got shape {x.shape}")
+    n_frames, n_particles, dim = x.shape
+    chunk = chunk or particles_per_chunk(n_frames, dim)
+    total = np.zeros(n_frames)
+    for lo in range(0, n_particles, chunk):
+        total += msd_by_particle(x[:, lo:lo + chunk]).sum(axis=1)
+    return total / max(1, n_particles)

@@ -35,8 +35,7 @@ import numpy as np
 from analysis.arrhenius import ArrheniusFit, fit_arrhenius
 from analysis.hops import HOP_ANGSTROM, MIN_HOPS
 from analysis.msd import msd
-from analysis.study import DUMP, StateResult, analyse_study, find_runs, selection_for, write_diffusivity_table
-from analysis.trajectory import read_dump
+from analysis.study import StateResult, analyse_study, find_runs, trajectory_of, write_diffusivity_table
 from inputs.errors import AnalysisError, LifDiffusionError
 from inputs.io import atomic_write_text
 
@@ -110,8 +109,7 @@ def msd_curves(run_dirs: list[str], selection: str) -> list[tuple[str, np.ndarra
     out = []
     for d in run_dirs:
         s = json.loads((Path(d) / "summary.json").read_text())
-        _, sel = selection_for(s, selection)
-        tr = read_dump(Path(d) / DUMP, s["config"]["md"]["timestep_fs"], select=sel)
+        tr = trajectory_of(Path(d), s, selection)
         lags = np.arange(tr.n_frames) * tr.frame_interval_ps
         out.append((Path(d).name, lags, msd(tr.positions)))
     return out

@@ -13,18 +13,22 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from analysis.diffusion import DiffusionEstimate, estimate_diffusion
 from analysis.hops import MIN_HOPS, count_hops, too_few
-from analysis.trajectory import read_dump
+from analysis.trajectory import Trajectory, ids_of_type, read_dcd, read_dump
 from inputs.errors import AnalysisError
 from inputs.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 DUMP = "traj.dump"
+DCD = "traj.dcd"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,28 @@ def selection_for(summary: dict, choice: str | None = None) -> tuple[str, str]:
     return choice, f"type {li_type}"
 
 
+def trajectory_of(run_dir: Path, summary: dict, choice: str | None = None) -> Trajectory:
+    """The run's trajectory of the chosen atoms (text dump or DCD, as the study dumped it)."""
+    fmt = summary["config"]["md"].get("dump_format", "text")
+    dt = summary["config"]["md"]["timestep_fs"]
+    name, sel = selection_for(summary, choice)
+    if fmt != "dcd":
+        return read_dump(run_dir / DUMP, dt, select=sel)
+    li_type = summary["structure"]["type_order"].index("Li") + 1
+    li_ids = ids_of_type(run_dir / "data.lmp", li_type)  # the DCD holds the Li group in atom-ID order
+    if name == "defect":
+        want = np.array(summary["structure"]["defect"]["atom_ids"])
+        idx = np.searchsorted(li_ids, want)
+        if np.any(idx >= len(li_ids)) or np.any(li_ids[np.minimum(idx, len(li_ids) - 1)] != want):
+            raise AnalysisError(f"{run_dir}: defect atoms {want.tolist()} are not Li atoms of the data file")
+        return read_dcd(run_dir / DCD, dt, indices=idx, atom_ids=want)
+    return read_dcd(run_dir / DCD, dt, atom_ids=li_ids)
+
+
+def trajectory_path(run_dir: Path, summary: dict) -> Path:
+    return run_dir / (DCD if summary["config"]["md"].get("dump_format", "text") == "dcd" else DUMP)
+
+
 def selections_of(summary: dict, selections: str | None) -> list[str]:
     """The study's choice; with ``"both"``, ``li`` and (if there is a defect atom) ``defect``."""
     if selections is None:
@@ -73,11 +99,13 @@ def selections_of(summary: dict, selections: str | None) -> list[str]:
     return ["li"] + (["defect"] if summary["structure"]["defect"].get("atom_ids") else [])
 
 
-def analyse_study(study_dir: Path, selections: str | None = None) -> list[StateResult]:
+def analyse_study(study_dir: Path, selections: str | None = None, jobs: int | None = None) -> list[StateResult]:
+    """One result per (potential, temperature[, selection]); state points in parallel processes (``jobs``,
+    default: cores) when the trajectories are large."""
     groups: dict[tuple[str, float], list[tuple[Path, dict]]] = {}
     pending = []
     for run_dir, summary in find_runs(study_dir):
-        if summary.get("status") != "finished" or not (run_dir / DUMP).exists():
+        if summary.get("status") != "finished" or not trajectory_path(run_dir, summary).exists():
             pending.append(f"{run_dir} ({summary.get('status')})")
             continue
         groups.setdefault((summary["potential"], float(summary["temperature_k"])), []).append((run_dir, summary))
@@ -86,18 +114,33 @@ def analyse_study(study_dir: Path, selections: str | None = None) -> list[StateR
                       + (" ..." if len(pending) > 5 else ""), stacklevel=2)
     if not groups:
         raise AnalysisError(f"{study_dir} has no finished runs to analyse")
-    results = []
-    for (pot, t), runs in sorted(groups.items()):
-        an = runs[0][1]["config"]["analysis"]
-        for choice in selections_of(runs[0][1], selections):
-            name, sel = selection_for(runs[0][1], choice)
-            trajs = [read_dump(d / DUMP, s["config"]["md"]["timestep_fs"], select=sel) for d, s in runs]
-            est = estimate_diffusion(trajs, n_blocks=an["n_blocks"], start_fraction=an["fit_start_fraction"],
-                                     end_fraction=an["fit_end_fraction"])
-            hops = sum(count_hops(tr.positions) for tr in trajs)
-            flag = f"few hops ({hops} < {MIN_HOPS}): D rests on too few events" if too_few(hops) else ""
-            results.append(StateResult(pot, t, est, tuple(str(d) for d, _ in runs), name, hops, flag))
-    return results
+    tasks = [(pot, t, runs, choice) for (pot, t), runs in sorted(groups.items())
+             for choice in selections_of(runs[0][1], selections)]
+    size = sum(trajectory_path(d, s).stat().st_size for runs in groups.values() for d, s in runs)
+    jobs = min(len(tasks), jobs if jobs is not None else (os.cpu_count() or 1))
+    if jobs > 1 and size > PARALLEL_BYTES:  # worth the start-up of worker processes
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            return list(pool.map(_analyse_state, tasks))
+    return [_analyse_state(task) for task in tasks]
+
+
+#: trajectories larger than this in total are analysed in parallel processes (one per state point and selection)
+PARALLEL_BYTES = 64 * 2**20
+
+
+def _analyse_state(task: tuple) -> StateResult:
+    pot, t, runs, choice = task
+    an = runs[0][1]["config"]["analysis"]
+    name, _ = selection_for(runs[0][1], choice)
+    trajs = [trajectory_of(d, s, choice) for d, s in runs]
+    est = estimate_diffusion(trajs, n_blocks=an["n_blocks"], start_fraction=an["fit_start_fraction"],
+                             end_fraction=an["fit_end_fraction"])
+    hops = sum(count_hops(tr.positions) for tr in trajs)
+    flag = f"few hops ({hops} < {MIN_HOPS}): D rests on too few events" if too_few(hops) else ""
+    return StateResult(pot, t, est, tuple(str(d) for d, _ in runs), name, hops, flag)
 
 
 COLUMNS = ("potential", "temperature_k", "d_cm2_s", "d_stderr_cm2_s", "fit_start_ps", "fit_end_ps",

@@ -140,3 +140,59 @@ def _ids_from_data(data: Path, select: str | None, mda) -> np.ndarray:
     except Exception as e:
         raise AnalysisError(f"cannot use {data} as topology with selection {select!r}: {e}") from None
     return np.asarray(atoms.ids)
+
+
+def read_dcd(path: str | Path, timestep_fs: float, indices: np.ndarray | None = None,
+             atom_ids: np.ndarray | None = None) -> Trajectory:
+    """Unwrapped positions from a LAMMPS DCD (``dump ... dcd`` with ``dump_modify unwrap yes``), read by
+    MDAnalysis's C reader. Positions stay float32 as stored (half the memory); the MSD accumulates in float64.
+    Steps come from the header (first step, steps between frames). ``indices``: atoms to keep (0-based, in the
+    file's order, which for LAMMPS is atom-ID order within the dumped group)."""
+    from MDAnalysis.lib.formats.libdcd import DCDFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"trajectory {path} does not exist")
+    if not timestep_fs > 0:
+        raise AnalysisError(f"--timestep-fs must be positive, got {timestep_fs}")
+    try:
+        with DCDFile(str(path)) as f:
+            istart, nsavc, n, natoms = (int(f.header["istart"]), int(f.header["nsavc"]), int(f.n_frames),
+                                        int(f.header["natoms"]))
+            if n < 2:
+                raise AnalysisError(f"{path} has {n} complete frame(s); a diffusion estimate needs many")
+            idx = np.arange(natoms) if indices is None else np.asarray(indices, dtype=np.int64)
+            if len(idx) == 0:
+                raise AnalysisError(f"no atoms selected from {path}")
+            if idx.min() < 0 or idx.max() >= natoms:
+                raise AnalysisError(f"{path} holds {natoms} atoms; cannot select index {int(idx.max())}")
+            pos = f.readframes(0, n, indices=idx if indices is not None else None).xyz
+    except (OSError, RuntimeError, ValueError) as e:
+        raise AnalysisError(f"{path}: not a readable DCD file ({e})") from None
+    if nsavc <= 0:
+        raise AnalysisError(f"{path}: DCD header says {nsavc} steps between frames")
+    steps = istart + nsavc * np.arange(n, dtype=np.int64)
+    times = (steps - steps[0]) * (timestep_fs / 1000.0)
+    ids = np.asarray(atom_ids) if atom_ids is not None else idx + 1
+    return Trajectory(np.ascontiguousarray(pos), times.astype(np.float64), steps, ids, str(path))
+
+
+def ids_of_type(data: str | Path, atom_type: int) -> np.ndarray:
+    """Sorted atom IDs of one type from a LAMMPS data file (atomic or charge style)."""
+    ids, in_atoms = [], False
+    with open(data) as fh:
+        for line in fh:
+            words = line.split("#")[0].split()
+            if not words:
+                continue
+            if words[0] == "Atoms":
+                in_atoms = True
+                continue
+            if in_atoms:
+                if not words[0].lstrip("-").isdigit():
+                    break
+                if int(words[1]) == atom_type:
+                    ids.append(int(words[0]))
+    if not ids:
+        raise AnalysisError(f"{data}: no atoms of type {atom_type}")
+    return np.array(sorted(ids))

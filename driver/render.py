@@ -35,6 +35,13 @@ STRUCTURE = "structure.json"
 DUMP_PREFIX = "traj"
 CONFIG_PREFIX = "configs"  # configs.<segment>.dump: all atoms, when md.config_interval_ps > 0
 DUMP = "traj.dump"
+#: trajectory file suffix per md.dump_format
+DUMP_SUFFIX = {"text": "dump", "dcd": "dcd"}
+
+
+def trajectory_file(dump_format: str) -> str:
+    """The merged Li trajectory of a finished run: traj.dump (text) or traj.dcd."""
+    return f"{DUMP_PREFIX}.{DUMP_SUFFIX[dump_format]}"
 RESTART_FILES = ("restart.a.bin", "restart.b.bin")
 FINAL_RESTART = "final.restart"
 
@@ -92,6 +99,7 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
         "production_end_step": eq_end + md.steps(md.production_ps, "production_ps"),
         "dump_every": md.steps(md.dump_interval_ps, "dump_interval_ps"),
         "dump_prefix": DUMP_PREFIX,
+        "dump_format": md.dump_format,
         "config_every": md.steps(md.config_interval_ps, "config_interval_ps"),
         "config_prefix": CONFIG_PREFIX,
         "final_restart": FINAL_RESTART,

@@ -23,7 +23,7 @@ from typing import Iterator
 from driver import dumps
 from driver import summary as summ
 from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
-from driver.render import DECK, DUMP, DUMP_PREFIX, FINAL_RESTART, RESTART_FILES
+from driver.render import DECK, DUMP_PREFIX, DUMP_SUFFIX, FINAL_RESTART, RESTART_FILES, trajectory_file
 from inputs.errors import LammpsError, LifDiffusionError
 from potentials.base import PairBlock
 
@@ -71,10 +71,19 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
-def segments(run_dir: Path) -> list[int]:
+def _format(s: dict) -> str:
+    return s.get("config", {}).get("md", {}).get("dump_format", "text")
+
+
+def segment_file(run_dir: Path, k: int, fmt: str = "text") -> Path:
+    return run_dir / f"{DUMP_PREFIX}.{k}.{DUMP_SUFFIX[fmt]}"
+
+
+def segments(run_dir: Path, fmt: str = "text") -> list[int]:
     out = []
-    for p in run_dir.glob(f"{DUMP_PREFIX}.*.dump"):
-        k = p.name[len(DUMP_PREFIX) + 1:-len(".dump")]
+    suffix = f".{DUMP_SUFFIX[fmt]}"
+    for p in run_dir.glob(f"{DUMP_PREFIX}.*{suffix}"):
+        k = p.name[len(DUMP_PREFIX) + 1:-len(suffix)]
         if k.isdigit():
             out.append(int(k))
     return sorted(out)
@@ -96,7 +105,7 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1,
     """Run (or resume) one run directory to completion. Returns its summary; raises LammpsError on failure."""
     run_dir = Path(run_dir)
     s = summ.read_summary(run_dir)
-    if s.get("status") == "finished" and (run_dir / DUMP).exists():
+    if s.get("status") == "finished" and (run_dir / trajectory_file(_format(s))).exists():
         return s
     info = lammps_info(lmp)
     block = _block_from_summary(s)
@@ -108,11 +117,12 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1,
 def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, progress: bool, threads: int,
                 position: int) -> dict:
     total = int(s["config"]["md_steps"]["equilibration_ps"] + s["config"]["md_steps"]["production_ps"])
-    segs = segments(run_dir)
+    fmt = _format(s)
+    segs = segments(run_dir, fmt)
     restarts = restart_candidates(run_dir)
     if segs and not restarts:  # killed before the first restart: nothing to resume from
         for k in segs:
-            (run_dir / f"{DUMP_PREFIX}.{k}.dump").unlink()
+            segment_file(run_dir, k, fmt).unlink()
         segs = []
     logs = [int(p.name.split(".")[1]) for p in run_dir.glob("log.*.lammps") if p.name.split(".")[1].isdigit()]
     segment = max(segs + logs) + 1 if segs or logs else 0  # never reuse a segment number: logs are kept
@@ -128,7 +138,7 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
         if rc == 0 and err is None:
             break
         if restart is not None and "restart" in (err or "").lower():
-            (run_dir / f"{DUMP_PREFIX}.{segment}.dump").unlink(missing_ok=True)
+            segment_file(run_dir, segment, fmt).unlink(missing_ok=True)
             continue  # unreadable restart (killed while writing it): try the older one
         break
     wall = time.monotonic() - t0
@@ -138,16 +148,16 @@ def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, prog
         summ.update_summary(run_dir, status="interrupted" if killed else "failed", failure_class=kind,
                             error=f"{err} (the run can be resumed)" if killed else err, wall_s=round(wall, 3))
         raise LammpsError(f"{run_dir}: LAMMPS failed ({kind}): {err} (see {run_dir}/log.{segment}.lammps)")
-    # an earlier merge killed before the run was marked finished may have deleted some segments: its traj.dump
-    # goes first (merging keeps each frame once, by step)
-    earlier = [run_dir / DUMP] if (run_dir / DUMP).is_file() else []
-    merged = dumps.merge_segments(earlier + [run_dir / f"{DUMP_PREFIX}.{k}.dump" for k in segments(run_dir)],
-                                  run_dir / DUMP)
-    for k in segments(run_dir):
-        (run_dir / f"{DUMP_PREFIX}.{k}.dump").unlink()
+    # an earlier merge killed before the run was marked finished may have deleted some segments: its merged
+    # trajectory goes first (merging keeps each frame once, by step)
+    out = run_dir / trajectory_file(fmt)
+    parts = ([out] if out.is_file() else []) + [segment_file(run_dir, k, fmt) for k in segments(run_dir, fmt)]
+    merged = (dumps.merge_dcd if fmt == "dcd" else dumps.merge_segments)(parts, out)
+    for k in segments(run_dir, fmt):
+        segment_file(run_dir, k, fmt).unlink()
     return summ.update_summary(
         run_dir, status="finished", finished=summ.now(), wall_s=round(wall, 3),
-        outputs={"dump": DUMP, "frames": merged.frames, "first_step": merged.first_step,
+        outputs={"dump": out.name, "format": fmt, "frames": merged.frames, "first_step": merged.first_step,
                  "last_step": merged.last_step, "final_restart": FINAL_RESTART,
                  "logs": sorted(p.name for p in run_dir.glob("log.*.lammps"))},
         segments=segment + 1)

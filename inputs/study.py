@@ -30,6 +30,9 @@ class SystemSpec:
     defect: str = "interstitial"
 
 
+DUMP_FORMATS = ("text", "dcd")
+
+
 @dataclass(frozen=True)
 class MDSpec:
     """MD lengths, all physical times in ps except the timestep (fs). The driver turns them into steps."""
@@ -42,6 +45,7 @@ class MDSpec:
     restart_interval_ps: float
     thermostat_damping_ps: float = 0.1
     config_interval_ps: float = 0.0  # > 0: also dump all atoms this often (configs.*.dump), e.g. for selfgen
+    dump_format: str = "text"  # the Li trajectory: text (traj.dump, id type xu yu zu) | dcd (traj.dcd, unwrapped)
 
     def steps(self, time_ps: float, what: str) -> int:
         """``time_ps`` as a whole number of timesteps; raises if it is not one."""
@@ -135,6 +139,8 @@ def _validate(s: Study) -> None:
     for name in ("dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
         if getattr(md, name) > md.production_ps:
             raise _fail(s, f"md.{name}", f"{getattr(md, name)} ps is longer than md.production_ps = {md.production_ps} ps")
+    if md.dump_format not in DUMP_FORMATS:
+        raise _fail(s, "md.dump_format", f"{md.dump_format!r} is not one of {', '.join(DUMP_FORMATS)}")
     if not math.isfinite(md.config_interval_ps) or md.config_interval_ps < 0 \
             or md.config_interval_ps > md.production_ps:
         raise _fail(s, "md.config_interval_ps", f"must be 0 (off) or in (0, production_ps], got {md.config_interval_ps}")

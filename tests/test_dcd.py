@@ -1,0 +1,108 @@
+"""Binary trajectories (md.dump_format = "dcd") and the bounded-memory MSD: same physics as the text path, the
+same MSD as MDAnalysis's EinsteinMSD on the same file, resumable runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from analysis.msd import msd, msd_by_particle
+from analysis.study import analyse_study, trajectory_of
+from analysis.trajectory import read_dcd
+from driver.dumps import dcd_steps
+from driver.lammps import find_lammps
+from driver.render import render_study
+from driver.runner import run_one
+from tests.conftest import make_study
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_chunked_msd_equals_the_whole_at_once(chunk):
+    x = np.cumsum(np.random.default_rng(chunk).normal(size=(700, 23, 3)), axis=0)
+    whole = msd_by_particle(x).mean(axis=1)
+    np.testing.assert_allclose(msd(x, chunk=chunk), whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(msd(x.astype(np.float32)), msd_by_particle(x.astype(np.float32)).mean(axis=1),
+                               rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def dcd_and_text(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fmt")
+    lmp = find_lammps()
+    out = {}
+    for fmt in ("dcd", "text"):
+        (run,) = render_study(make_study(**{"md.dump_format": fmt}), root / fmt)
+        run_one(run, lmp, progress=False)
+        out[fmt] = run
+    return out
+
+
+@pytest.mark.integration
+def test_dcd_run_gives_the_text_runs_trajectory_and_d(dcd_and_text):
+    dcd, text = dcd_and_text["dcd"], dcd_and_text["text"]
+    assert (dcd / "traj.dcd").is_file() and not (dcd / "traj.dump").exists()
+    assert dcd_steps(dcd / "traj.dcd") == (100, 5, 121)
+    s_dcd = json.loads((dcd / "summary.json").read_text())
+    s_txt = json.loads((text / "summary.json").read_text())
+    a, b = trajectory_of(dcd, s_dcd), trajectory_of(text, s_txt)
+    assert a.positions.dtype == np.float32 and np.array_equal(a.steps, b.steps)
+    assert np.array_equal(a.atom_ids, b.atom_ids)
+    np.testing.assert_allclose(a.positions, b.positions, atol=2e-5)  # float32 vs 8 decimals
+    d = trajectory_of(dcd, s_dcd, "defect")
+    assert d.positions.shape[1] == 1 and d.atom_ids.tolist() == s_dcd["structure"]["defect"]["atom_ids"]
+    np.testing.assert_allclose(d.positions[:, 0], b.positions[:, list(b.atom_ids).index(d.atom_ids[0])], atol=2e-5)
+    (ra,) = analyse_study(dcd.parents[2])
+    (rb,) = analyse_study(text.parents[2])
+    assert ra.estimate.d_cm2_s == pytest.approx(rb.estimate.d_cm2_s, rel=1e-4)
+
+
+@pytest.mark.integration
+def test_msd_from_dcd_equals_mdanalysis_einstein_msd(dcd_and_text):
+    import MDAnalysis as mda
+    from MDAnalysis.analysis.msd import EinsteinMSD
+
+    path = dcd_and_text["dcd"] / "traj.dcd"
+    ours = msd(read_dcd(path, 1.0).positions)
+    natoms = read_dcd(path, 1.0).positions.shape[1]
+    u = mda.Universe.empty(natoms, trajectory=True)
+    u.load_new(str(path), format="DCD")
+    theirs = EinsteinMSD(u, select="all", msd_type="xyz", fft=True).run().results.timeseries
+    np.testing.assert_allclose(ours[1:], theirs[1:], rtol=1e-10)
+
+
+@pytest.mark.integration
+def test_killed_dcd_run_resumes_to_one_monotonic_trajectory(tmp_path):
+    lmp = find_lammps()
+    study = make_study(**{"md.dump_format": "dcd", "md.production_ps": 4.0, "md.restart_interval_ps": 0.1,
+                          "md.dump_interval_ps": 0.01})
+    (whole,) = render_study(study, tmp_path / "whole")
+    run_one(whole, lmp, progress=False)
+    (run,) = render_study(study, tmp_path / "killed")
+    for want_frames in (40, 90):
+        before = set(run.glob("traj.*.dcd"))
+        proc = subprocess.Popen([sys.executable, "-m", "driver", "run-task", str(run), "--lmp", lmp],
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            new = [p for p in run.glob("traj.*.dcd") if p not in before]
+            if new and new[0].stat().st_size > 300 + want_frames * (109 * 12 + 24 + 56):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before the kill"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(list(run.glob("log.*.lammps"))) == 2
+    assert run_one(run, lmp, progress=False)["status"] == "finished"
+    assert not list(run.glob("traj.*.dcd"))
+    assert dcd_steps(run / "traj.dcd") == (100, 10, 401)
+    a, b = read_dcd(run / "traj.dcd", 1.0), read_dcd(whole / "traj.dcd", 1.0)
+    np.testing.assert_allclose(a.positions[:30], b.positions[:30], atol=1e-5)
+    (ra,) = analyse_study(tmp_path / "killed" / study.name)
+    (rb,) = analyse_study(tmp_path / "whole" / study.name)
+    ea, eb = ra.estimate, rb.estimate
+    assert abs(ea.d_cm2_s - eb.d_cm2_s) < 2 * np.hypot(ea.d_stderr_cm2_s, eb.d_stderr_cm2_s)

@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 from analysis.msd import msd
 from analysis.trajectory import Trajectory, read_dump
@@ -113,6 +112,8 @@ def estimate_diffusion(trajectories: Sequence[Trajectory], n_blocks: int = 5, st
     d = float(np.mean(full))
     samples = np.array(blocks if n_blocks > 1 else full)
     if len(samples) >= 2:
+        from scipy import stats  # imported here: ~0.2 s that a run without error bars need not pay
+
         n = len(samples)
         stderr = float(np.std(samples, ddof=1) / np.sqrt(n) * stats.t.ppf(0.975, n - 1) / stats.norm.ppf(0.975))
         method = (f"block averaging: {n_blocks} blocks x {len(trajectories)} replica(s), Student-t widened"

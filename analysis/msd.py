@@ -19,16 +19,24 @@ import numpy as np
 
 def msd_by_particle(positions: np.ndarray) -> np.ndarray:
     """MSD (n_frames, n_particles) in the units of ``positions``² from positions (n_frames, n_particles, dim)."""
+    import os
+
+    from scipy import fft
+
     x = np.asarray(positions, dtype=np.float64)
     if x.ndim != 3:
         raise ValueError(f"positions must be (n_frames, n_particles, dim), got shape {x.shape}")
     n = x.shape[0]
     if n == 0:
         return np.zeros((0, x.shape[1]))
-    # S2: autocorrelation of each coordinate, summed over dimensions
-    nfft = 1 << int(np.ceil(np.log2(2 * n)))
-    f = np.fft.rfft(x, n=nfft, axis=0)
-    acf = np.fft.irfft(f * f.conj(), n=nfft, axis=0)[:n].sum(axis=2)
+    # S2: autocorrelation by FFT with zero padding to a fast length >= 2n; the power spectra of the dimensions
+    # are summed before the inverse transform (it is linear)
+    nfft = fft.next_fast_len(2 * n, real=True)
+    workers = os.cpu_count() or 1
+    f = fft.rfft(x, n=nfft, axis=0, workers=workers)
+    power = (f.real**2 + f.imag**2).sum(axis=2)
+    del f
+    acf = fft.irfft(power, n=nfft, axis=0, workers=workers)[:n]
     s2 = acf / (n - np.arange(n))[:, None]
     # S1(m) = (1/(n-m)) [sum_{k<n-m} |r(k)|^2 + sum_{k>=m} |r(k)|^2], from cumulative sums of |r|^2
     d = np.einsum("fpd,fpd->fp", x, x)
@@ -44,7 +52,9 @@ CHUNK_BYTES = 64 * 2**20
 
 
 def particles_per_chunk(n_frames: int, dim: int = 3, budget: int = CHUNK_BYTES) -> int:
-    nfft = 1 << int(np.ceil(np.log2(max(2, 2 * n_frames))))
+    from scipy import fft
+
+    nfft = fft.next_fast_len(max(2, 2 * n_frames), real=True)
     per_particle = (nfft // 2 + 1) * dim * 16 + n_frames * dim * 8 * 3  # spectrum + float64 copy and temporaries
     return max(1, int(budget // per_particle))
 

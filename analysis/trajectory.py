@@ -142,39 +142,79 @@ def _ids_from_data(data: Path, select: str | None, mda) -> np.ndarray:
     return np.asarray(atoms.ids)
 
 
+@dataclass(frozen=True)
+class DCDHeader:
+    natoms: int
+    istart: int
+    nsavc: int
+    n_frames: int
+    header_bytes: int
+    frame_bytes: int
+    has_cell: bool
+    endian: str
+
+
+def dcd_header(path: str | Path) -> DCDHeader:
+    """The header of a CHARMM/LAMMPS DCD file (Fortran records), read with numpy: no MDAnalysis import."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        raw = fh.read(4096)
+    for endian in ("<", ">"):
+        if len(raw) >= 4 and np.frombuffer(raw[:4], dtype=f"{endian}i4")[0] == 84 and raw[4:8] == b"CORD":
+            break
+    else:
+        raise AnalysisError(f"{path}: not a DCD file (no CORD header)")
+    icntrl = np.frombuffer(raw[8:88], dtype=f"{endian}i4")
+    charmm = icntrl[19] != 0
+    has_cell = bool(charmm and icntrl[10] == 1)
+    pos = 92  # 4 + 4 + 80 + 4: first record with its markers
+    title_len = int(np.frombuffer(raw[pos:pos + 4], dtype=f"{endian}i4")[0])
+    pos += 4 + title_len + 4
+    natoms = int(np.frombuffer(raw[pos + 4:pos + 8], dtype=f"{endian}i4")[0])
+    pos += 12
+    if charmm and icntrl[8] != 0:
+        raise AnalysisError(f"{path}: DCD with fixed atoms is not supported")
+    frame_bytes = (56 if has_cell else 0) + 3 * (8 + 4 * natoms)
+    size = path.stat().st_size
+    return DCDHeader(natoms, int(icntrl[1]), int(icntrl[2]), max(0, (size - pos) // frame_bytes), pos, frame_bytes,
+                     has_cell, endian)
+
+
 def read_dcd(path: str | Path, timestep_fs: float, indices: np.ndarray | None = None,
              atom_ids: np.ndarray | None = None) -> Trajectory:
-    """Unwrapped positions from a LAMMPS DCD (``dump ... dcd`` with ``dump_modify unwrap yes``), read by
-    MDAnalysis's C reader. Positions stay float32 as stored (half the memory); the MSD accumulates in float64.
-    Steps come from the header (first step, steps between frames). ``indices``: atoms to keep (0-based, in the
-    file's order, which for LAMMPS is atom-ID order within the dumped group)."""
-    from MDAnalysis.lib.formats.libdcd import DCDFile
-
+    """Unwrapped positions from a LAMMPS DCD (``dump ... dcd`` with ``dump_modify unwrap yes``), memory-mapped
+    and sliced with numpy. Positions stay float32 as stored (half the memory); the MSD accumulates in float64.
+    Steps come from the header (first step, steps between frames); a frame cut off by a crash is left out.
+    ``indices``: atoms to keep (0-based, in the file's order, which for LAMMPS is atom-ID order in the group)."""
     path = Path(path)
     if not path.is_file():
         raise AnalysisError(f"trajectory {path} does not exist")
     if not timestep_fs > 0:
         raise AnalysisError(f"--timestep-fs must be positive, got {timestep_fs}")
-    try:
-        with DCDFile(str(path)) as f:
-            istart, nsavc, n, natoms = (int(f.header["istart"]), int(f.header["nsavc"]), int(f.n_frames),
-                                        int(f.header["natoms"]))
-            if n < 2:
-                raise AnalysisError(f"{path} has {n} complete frame(s); a diffusion estimate needs many")
-            idx = np.arange(natoms) if indices is None else np.asarray(indices, dtype=np.int64)
-            if len(idx) == 0:
-                raise AnalysisError(f"no atoms selected from {path}")
-            if idx.min() < 0 or idx.max() >= natoms:
-                raise AnalysisError(f"{path} holds {natoms} atoms; cannot select index {int(idx.max())}")
-            pos = f.readframes(0, n, indices=idx if indices is not None else None).xyz
-    except (OSError, RuntimeError, ValueError) as e:
-        raise AnalysisError(f"{path}: not a readable DCD file ({e})") from None
-    if nsavc <= 0:
-        raise AnalysisError(f"{path}: DCD header says {nsavc} steps between frames")
-    steps = istart + nsavc * np.arange(n, dtype=np.int64)
+    h = dcd_header(path)
+    if h.n_frames < 2:
+        raise AnalysisError(f"{path} has {h.n_frames} complete frame(s); a diffusion estimate needs many")
+    if h.nsavc <= 0:
+        raise AnalysisError(f"{path}: DCD header says {h.nsavc} steps between frames")
+    idx = np.arange(h.natoms) if indices is None else np.asarray(indices, dtype=np.int64)
+    if len(idx) == 0:
+        raise AnalysisError(f"no atoms selected from {path}")
+    if idx.min() < 0 or idx.max() >= h.natoms:
+        raise AnalysisError(f"{path} holds {h.natoms} atoms; cannot select index {int(idx.max())}")
+    words = h.frame_bytes // 4
+    mm = np.memmap(path, dtype=f"{h.endian}f4", mode="r", offset=h.header_bytes, shape=(h.n_frames, words))
+    first = 14 if h.has_cell else 0  # 56 bytes of unit cell record, then X, Y, Z records (marker, data, marker)
+    pos = np.empty((h.n_frames, len(idx), 3), dtype=np.float32)
+    contiguous = indices is None or bool(np.all(np.diff(idx) == 1))
+    for k in range(3):
+        start = first + k * (h.natoms + 2) + 1
+        block = mm[:, start:start + h.natoms]
+        pos[:, :, k] = block[:, idx[0]:idx[-1] + 1] if contiguous else block[:, idx]
+    del mm
+    steps = h.istart + h.nsavc * np.arange(h.n_frames, dtype=np.int64)
     times = (steps - steps[0]) * (timestep_fs / 1000.0)
     ids = np.asarray(atom_ids) if atom_ids is not None else idx + 1
-    return Trajectory(np.ascontiguousarray(pos), times.astype(np.float64), steps, ids, str(path))
+    return Trajectory(pos, times.astype(np.float64), steps, ids, str(path))
 
 
 def ids_of_type(data: str | Path, atom_type: int) -> np.ndarray:

@@ -197,6 +197,13 @@ def test_task_killed_midway_is_requeued_resumes_and_matches_an_uninterrupted_run
     (ra,) = analyse_study(dirs["killed"].parents[2])
     (rb,) = analyse_study(dirs["whole"].parents[2])
     assert ra.estimate.d_cm2_s == pytest.approx(rb.estimate.d_cm2_s, rel=1e-6)
+    # copied back from the cluster (rsync -a): the same analysis anywhere
+    import shutil
+
+    copy = tmp_path / "back home" / study.name
+    shutil.copytree(dirs["killed"].parents[2], copy)
+    (rc,) = analyse_study(copy)
+    assert rc.estimate == ra.estimate
 
 
 def test_pbs_task_runs_with_pbs_variables(tmp_path):

@@ -106,3 +106,42 @@ def test_killed_dcd_run_resumes_to_one_monotonic_trajectory(tmp_path):
     (rb,) = analyse_study(tmp_path / "whole" / study.name)
     ea, eb = ra.estimate, rb.estimate
     assert abs(ea.d_cm2_s - eb.d_cm2_s) < 2 * np.hypot(ea.d_stderr_cm2_s, eb.d_stderr_cm2_s)
+
+
+@pytest.mark.integration
+def test_parallel_analysis_equals_serial(dcd_and_text, monkeypatch, tmp_path):
+    import shutil
+
+    import analysis.study as study_mod
+
+    root = tmp_path / "both"
+    for fmt, run in dcd_and_text.items():  # one state point, two replicas: one DCD, one text
+        shutil.copytree(run.parents[2], root / fmt)
+    serial = analyse_study(root, selections="both", jobs=1)
+    monkeypatch.setattr(study_mod, "PARALLEL_BYTES", 0)
+    parallel = analyse_study(root, selections="both", jobs=2)
+    assert len(serial) == 2 and serial == parallel  # li and defect, each pooling a DCD and a text replica
+
+
+@pytest.mark.integration
+def test_numpy_dcd_reader_equals_mdanalysis_reader(dcd_and_text, tmp_path):
+    """Our memory-mapped reader against MDAnalysis's C reader: on LAMMPS's DCD and on one MDAnalysis wrote."""
+    from MDAnalysis.lib.formats.libdcd import DCDFile
+
+    lammps_file = dcd_and_text["dcd"] / "traj.dcd"
+    written = tmp_path / "w.dcd"
+    rng = np.random.default_rng(3)
+    with DCDFile(str(written), "w") as w:
+        w.write_header(remarks="t", natoms=11, istart=40, nsavc=20, delta=0.001, is_periodic=False)
+        for _ in range(9):
+            w.write(rng.normal(size=(11, 3)).astype(np.float32))
+    for path, sel in ((lammps_file, None), (lammps_file, [3, 50, 108]), (written, None), (written, [0, 10])):
+        with DCDFile(str(path)) as f:
+            want = f.readframes().xyz
+            istart, nsavc = f.header["istart"], f.header["nsavc"]
+        got = read_dcd(path, 1.0, indices=sel)
+        assert np.array_equal(got.positions, want if sel is None else want[:, sel])
+        assert got.steps[0] == istart and got.steps[1] - got.steps[0] == nsavc
+    with open(written, "ab") as fh:  # a frame cut off by a crash
+        fh.write(b"\0" * 30)
+    assert read_dcd(written, 1.0).n_frames == 9

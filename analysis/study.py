@@ -63,7 +63,7 @@ def selection_for(summary: dict, choice: str | None = None) -> tuple[str, str]:
     if choice == "defect":
         ids = summary["structure"]["defect"]["atom_ids"]
         if not ids:
-            raise AnalysisError(f"selection 'defect' but the structure has no interstitial atom")
+            raise AnalysisError("selection 'defect' but the structure has no interstitial atom")
         return choice, "id " + " ".join(map(str, ids))
     return choice, f"type {li_type}"
 

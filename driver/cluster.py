@@ -18,13 +18,11 @@ and the run list is read as NUL-separated data, so names and paths with spaces, 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from inputs.errors import InputError
-from inputs.io import atomic_write_bytes, atomic_write_text
+from inputs.io import atomic_write_bytes, atomic_write_text, builtin_toml, read_toml
 
 SCHEDULERS = ("slurm", "pbs")
 TOKEN = re.compile(r"^[A-Za-z0-9_.:,@%+=/-]*$")
@@ -122,24 +120,10 @@ def _validate(s: Site) -> None:
         raise InputError(f"{src}: python and lmp must name executables")
 
 
-def builtin_sites() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("inputs.sites").iterdir() if p.name.endswith(".toml"))
-
-
 def load_site(name_or_path: str | Path) -> Site:
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
-        if str(name_or_path) not in builtin_sites():
-            raise InputError(f"unknown site {str(name_or_path)!r}; built-in sites are {', '.join(builtin_sites())}, "
-                             "or give the path of a .toml file")
-        path = Path(str(resources.files("inputs.sites").joinpath(f"{name_or_path}.toml")))
-    if not path.is_file():
-        raise InputError(f"site file {path} does not exist")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}") from None
-    return site_from_dict(d, str(path))
+    """A built-in site by name (``generic-slurm``, ``generic-pbs``) or a site file by path."""
+    path = builtin_toml(name_or_path, "inputs.sites", "site")
+    return site_from_dict(read_toml(path, "site"), str(path))
 
 
 def _job_name(study: str, kind: str) -> str:

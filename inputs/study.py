@@ -10,13 +10,12 @@ Errors name the file and the field.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import MISSING, dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from inputs.errors import InputError
+from inputs.io import builtin_names, builtin_toml, read_toml
 from inputs.structure import DEFECT_KINDS
 
 Selection = Literal["li", "defect"]
@@ -236,21 +235,11 @@ def study_from_dict(data: dict, source: str = "<memory>") -> Study:
 
 
 def builtin_studies() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("inputs.studies").iterdir() if p.name.endswith(".toml"))
+    return builtin_names("inputs.studies")
 
 
 def load_study(name_or_path: str | Path) -> Study:
     """A built-in study by name (``default``, ``paper``) or a study file by path."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
-        if str(name_or_path) not in builtin_studies():
-            raise InputError(f"unknown study {str(name_or_path)!r}; built-in studies are "
-                             f"{', '.join(builtin_studies())}, or give the path of a .toml file")
-        path = Path(str(resources.files("inputs.studies").joinpath(f"{name_or_path}.toml")))
-    if not path.is_file():
-        raise InputError(f"study file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}") from None
+    path = builtin_toml(name_or_path, "inputs.studies", "study")
+    data = read_toml(path, "study")
     return study_from_dict(data, source=str(path))

@@ -43,14 +43,13 @@ import dataclasses
 import io
 import json
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from inputs.errors import InputError, LifDiffusionError
-from inputs.io import atomic_write_text
+from inputs.io import atomic_write_text, builtin_toml, read_toml
 
 
 @dataclass(frozen=True)
@@ -138,15 +137,10 @@ def sweep_from_dict(d: dict, source: str = "<memory>", base: Path = Path(".")) -
         source=source)
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"sweep file {path} does not exist")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}") from None
-    return sweep_from_dict(d, str(path), path.parent)
+def load_sweep(name_or_path: str | Path) -> Sweep:
+    """A built-in sweep by name (``paper``) or a sweep file by path."""
+    path = builtin_toml(name_or_path, "inputs.sweeps", "sweep")
+    return sweep_from_dict(read_toml(path, "sweep"), str(path), path.parent)
 
 
 def model_name(sweep: Sweep, strategy: str, n: int, seed: int) -> str:

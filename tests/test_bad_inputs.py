@@ -5,7 +5,6 @@ case must quote the message this test matches, so the documentation cannot drift
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from inputs.errors import LifDiffusionError

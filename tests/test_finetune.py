@@ -2,17 +2,15 @@
 LAMMPS; a small MACE trained from scratch on them (the ``scratch`` strategy) plays the foundation model; the
 target data come from a shifted distribution (larger rattles and strains)."""
 
-import json
 
 import numpy as np
 import pytest
 
 from driver.lammps import find_lammps
 from inputs.errors import InputError, ModelMissingError, PotentialError
-from inputs.structure import Structure
 from potentials import registry
 from potentials.catalog import load_catalog, resolve
-from potentials.datasets import labels, load, prepare, write_extxyz
+from potentials.datasets import labels, prepare, write_extxyz
 from potentials.labelling import label_with_lammps, lif_frames
 from potentials.training import TrainRequest, train
 from potentials.validation import calculator, metrics, predict

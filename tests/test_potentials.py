@@ -1,7 +1,6 @@
 import re
 import subprocess
 
-import numpy as np
 import pytest
 
 from driver.lammps import find_lammps, lammps_env, lammps_info, check_requirements

@@ -14,7 +14,7 @@ def test_builtin_studies_load():
 
 
 def test_study_file_by_path(tmp_path):
-    import tomllib, pathlib
+    import pathlib
     path = tmp_path / "mine.toml"
     path.write_text(pathlib.Path(load_study("default").source).read_text().replace('"default"', '"mine"', 1))
     assert load_study(path).name == "mine"

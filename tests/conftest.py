@@ -67,3 +67,14 @@ def random_walk(n_frames: int, n_walkers: int, d_a2_ps: float, dt_ps: float, rng
     """Gaussian random walk positions (n_frames, n_walkers, 3) in Å with diffusivity d_a2_ps (Å²/ps)."""
     steps = rng.normal(0.0, np.sqrt(2 * d_a2_ps * dt_ps), size=(n_frames - 1, n_walkers, 3))
     return np.concatenate([np.zeros((1, n_walkers, 3)), np.cumsum(steps, axis=0)])
+
+
+def assert_same_d_within_error(study_dir_a: Path, study_dir_b: Path) -> None:
+    """Two one-state-point studies (e.g. a killed-and-resumed run and an uninterrupted one) give D that agree
+    within twice their combined 1σ."""
+    from analysis.study import analyse_study
+
+    (ra,) = analyse_study(study_dir_a)
+    (rb,) = analyse_study(study_dir_b)
+    ea, eb = ra.estimate, rb.estimate
+    assert abs(ea.d_cm2_s - eb.d_cm2_s) < 2 * np.hypot(ea.d_stderr_cm2_s, eb.d_stderr_cm2_s), (ea, eb)

@@ -18,7 +18,7 @@ from driver.dumps import dcd_steps
 from driver.lammps import find_lammps
 from driver.render import render_study
 from driver.runner import run_one
-from tests.conftest import make_study
+from tests.conftest import assert_same_d_within_error, make_study
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 64])
@@ -102,10 +102,7 @@ def test_killed_dcd_run_resumes_to_one_monotonic_trajectory(tmp_path):
     assert dcd_steps(run / "traj.dcd") == (100, 10, 401)
     a, b = read_dcd(run / "traj.dcd", 1.0), read_dcd(whole / "traj.dcd", 1.0)
     np.testing.assert_allclose(a.positions[:30], b.positions[:30], atol=1e-5)
-    (ra,) = analyse_study(tmp_path / "killed" / study.name)
-    (rb,) = analyse_study(tmp_path / "whole" / study.name)
-    ea, eb = ra.estimate, rb.estimate
-    assert abs(ea.d_cm2_s - eb.d_cm2_s) < 2 * np.hypot(ea.d_stderr_cm2_s, eb.d_stderr_cm2_s)
+    assert_same_d_within_error(tmp_path / "killed" / study.name, tmp_path / "whole" / study.name)
 
 
 @pytest.mark.integration

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 
-from analysis.study import analyse_study
 from analysis.trajectory import read_dump
 from driver import summary as summ
 from driver.__main__ import main as driver_main
@@ -19,7 +18,7 @@ from driver.dumps import iter_frames
 from driver.lammps import find_lammps
 from driver.render import render_study
 from driver.runner import classify_failure, run_many, run_one
-from tests.conftest import make_study
+from tests.conftest import assert_same_d_within_error, make_study
 
 # error lines as LAMMPS, Kokkos and CUDA print them
 LINES = [
@@ -126,10 +125,7 @@ def test_twenty_random_sigkills_resume_to_the_uninterrupted_trajectory(tmp_path)
     # bit-equal at first; later, where LAMMPS rebuilt neighbour lists at other steps after a resume, round-off
     # grows chaotically (as between any two machines): the same statistics, not the same numbers
     np.testing.assert_allclose(a.positions[:50], b.positions[:50], atol=1e-6)
-    (ra,) = analyse_study(tmp_path / "killed" / study.name)
-    (rb,) = analyse_study(tmp_path / "whole" / study.name)
-    ea, eb = ra.estimate, rb.estimate
-    assert abs(ea.d_cm2_s - eb.d_cm2_s) < 2 * np.hypot(ea.d_stderr_cm2_s, eb.d_stderr_cm2_s)
+    assert_same_d_within_error(tmp_path / "killed" / study.name, tmp_path / "whole" / study.name)
 
 
 @pytest.mark.integration

@@ -184,6 +184,30 @@ def test_selfgen_labels_md_frames_as_the_md_saw_them(tmp_path):
         assert mine == pytest.approx(theirs, abs=2e-3)
 
 
+def test_selfgen_with_an_ase_calculator_labeller(tmp_path, monkeypatch):
+    """The pluggable labeller: ``ase:<module>:<factory>`` (a DFT code on a cluster; here ASE's Lennard-Jones)."""
+    from ase.calculators.lj import LennardJones
+
+    from driver.render import render_study
+    from driver.runner import run_one
+    from potentials.selfgen import self_generate
+    from tests.conftest import make_study
+
+    (tmp_path / "my_labeller.py").write_text("from ase.calculators.lj import LennardJones\n"
+                                             "def calc():\n    return LennardJones(sigma=2.0, epsilon=0.01, rc=4.0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (run,) = render_study(make_study(**{"md.config_interval_ps": 0.1}), tmp_path / "runs")
+    run_one(run, find_lammps(), progress=False)
+    ds = self_generate([run], 4, "ase:my_labeller:calc", tmp_path / "lj", valid_fraction=0.0, test_fraction=0.25)
+    for a in ds.all_frames():
+        b = a.copy()
+        b.calc = LennardJones(sigma=2.0, epsilon=0.01, rc=4.0)
+        assert labels(a)[0] == pytest.approx(b.get_potential_energy(), rel=1e-12)
+        np.testing.assert_allclose(labels(a)[1], b.get_forces(), atol=1e-12)
+    with pytest.raises(InputError, match="cannot import nowhere_module.calc"):
+        self_generate([run], 4, "ase:nowhere_module:calc", tmp_path / "x")
+
+
 def test_selfgen_needs_configuration_dumps(finished_run, tmp_path):
     from potentials.selfgen import self_generate
 

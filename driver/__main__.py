@@ -86,6 +86,7 @@ def cmd_run(args) -> int:
     print(f"\ntable: {table}\nnext:\n"
           f"  python -m driver run --study {args.study}             # the whole temperature ladder\n"
           f"  python -m analysis.arrhenius {study_dir}        # Ea ± σ, tables and arrhenius.png\n"
+          f"  python -m analysis.report {study_dir}           # the HTML report: fits, D bars, MSD diagnostics\n"
           f"  python -m driver status {study_dir}")
     return 1 if failed else 0
 

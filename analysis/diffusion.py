@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from analysis.msd import msd
-from analysis.trajectory import Trajectory, read_dump
+from analysis.trajectory import Trajectory, read_dcd, read_dump
 from inputs.errors import AnalysisError, LifDiffusionError
 
 A2_PER_PS_TO_CM2_PER_S = 1e-4
@@ -134,7 +134,8 @@ def format_d(est: DiffusionEstimate) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.diffusion", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dumps", nargs="+", help="LAMMPS text dump(s) with id and xu yu zu columns; several = replicas")
+    ap.add_argument("dumps", nargs="+", help="LAMMPS text dump(s) with id and xu yu zu columns, or DCD files with "
+                                             "unwrapped coordinates (every atom in them is analysed); several = replicas")
     ap.add_argument("--timestep-fs", type=float, required=True, help="MD timestep in fs (dump steps -> time)")
     ap.add_argument("--data", help="LAMMPS data file to evaluate the selection on (atoms matched by id)")
     ap.add_argument("--select", default=None, help='MDAnalysis selection, e.g. "type 1" (default: all atoms)')
@@ -146,7 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("MDAnalysis").setLevel(logging.ERROR)  # chatty about optional readers and guessers
     try:
-        trajs = [read_dump(p, args.timestep_fs, select=args.select, data=args.data) for p in args.dumps]
+        trajs = []
+        for p in args.dumps:
+            if str(p).endswith(".dcd"):
+                if args.select or args.data:
+                    raise AnalysisError(f"{p}: a DCD file has no atom types or ids to select by; LAMMPS's DCD of "
+                                        "a group holds that group only: drop --select/--data")
+                trajs.append(read_dcd(p, args.timestep_fs))
+            else:
+                trajs.append(read_dump(p, args.timestep_fs, select=args.select, data=args.data))
         window = None
         if (args.fit_start_ps is None) != (args.fit_end_ps is None):
             raise AnalysisError("give both --fit-start-ps and --fit-end-ps, or neither")

@@ -142,3 +142,16 @@ def test_numpy_dcd_reader_equals_mdanalysis_reader(dcd_and_text, tmp_path):
     with open(written, "ab") as fh:  # a frame cut off by a crash
         fh.write(b"\0" * 30)
     assert read_dcd(written, 1.0).n_frames == 9
+
+
+@pytest.mark.integration
+def test_diffusion_command_line_reads_dcd(dcd_and_text, capsys):
+    from analysis.diffusion import main
+
+    path = dcd_and_text["dcd"] / "traj.dcd"
+    assert main([str(path), "--timestep-fs", "1", "--n-blocks", "3", "--json"]) == 0  # the study's blocks
+    got = json.loads(capsys.readouterr().out)
+    want = analyse_study(dcd_and_text["dcd"].parents[2])[0].estimate
+    assert got["d_cm2_s"] == pytest.approx(want.d_cm2_s, rel=1e-12) and got["n_atoms"] == 109
+    assert main([str(path), "--timestep-fs", "1", "--select", "type 1"]) == 2
+    assert "drop --select" in capsys.readouterr().err

@@ -17,6 +17,7 @@ atomic numbers, cell, positions and labels in float64, in order: two sets with t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -300,14 +301,17 @@ class DataSet:
             raise InputError(f"no split {name!r}; splits: {SPLITS}")
         return self.path / f"{name}.extxyz"
 
+    @functools.cached_property
+    def _frames(self) -> list:
+        return load_npz(self.path / "frames.npz")  # read once per DataSet, whichever splits are asked for
+
     def all_frames(self) -> list:
-        return load_npz(self.path / "frames.npz")
+        return list(self._frames)
 
     def frames(self, name: str) -> list:
         if name not in SPLITS:
             raise InputError(f"no split {name!r}; splits: {SPLITS}")
-        every = self.all_frames()
-        return [every[i] for i in self.manifest["splits"][name]["indices"]]
+        return [self._frames[i] for i in self.manifest["splits"][name]["indices"]]
 
     @property
     def hash(self) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 from analysis.arrhenius import ArrheniusFit, fit_arrhenius
 from analysis.hops import HOP_ANGSTROM, MIN_HOPS
 from analysis.msd import msd
+from analysis.output import plot_arrhenius
 from analysis.study import StateResult, analyse_study, find_runs, trajectory_of, write_diffusivity_table
 from inputs.errors import AnalysisError, LifDiffusionError
 from inputs.io import atomic_write_text
@@ -99,12 +100,6 @@ def plot_bars(results: list[StateResult], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_arrhenius_fits(fits, table, why, path: Path) -> Path:
-    from analysis.output import plot_arrhenius
-
-    return plot_arrhenius(fits, table, path)
-
-
 def msd_curves(run_dirs: list[str], selection: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     out = []
     for d in run_dirs:
@@ -156,9 +151,9 @@ def _img(path: Path, alt: str) -> str:
             f'<figcaption>{html.escape(alt)} ({html.escape(path.name)})</figcaption></figure>')
 
 
-def provenance(study_dir: Path) -> list[dict]:
+def provenance(study_dir: Path, runs: list[tuple[Path, dict]]) -> list[dict]:
     rows = []
-    for d, s in find_runs(study_dir):
+    for d, s in runs:
         rows.append({"run": str(d.relative_to(study_dir)), "status": s.get("status"),
                      "potential": s.get("potential"), "temperature_k": s.get("temperature_k"), "seed": s.get("seed"),
                      "lammps": (s.get("lammps") or {}).get("version"), "git": s.get("git"),
@@ -205,7 +200,7 @@ def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
     study_name = summaries[0][1]["config"].get("name", study_dir.name)
     chosen = [r for r in results if r.selection == choice]
     fits, why, table = fits_by_potential(chosen)
-    figs = [(plot_arrhenius_fits(fits, table, why, out / "arrhenius.png"),
+    figs = [(plot_arrhenius(fits, table, out / "arrhenius.png"),
              f"Arrhenius plot ({choice} tracer D), fitted lines with 1σ bands"),
             (plot_bars(chosen, out / "d_bars.png"), f"D per potential and temperature ({choice})")]
     for pot in dict.fromkeys(r.potential for r in chosen):
@@ -233,7 +228,7 @@ def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
                 "n_replicas": r.estimate.n_replicas, "simulated_ps": r.estimate.simulated_ps,
                 "fit_window_ps": [r.estimate.fit_start_ps, r.estimate.fit_end_ps], "method": r.estimate.method,
                 "n_hops": r.n_hops, "flag": r.flag, "runs": list(r.run_dirs)} for r in results],
-           "provenance": provenance(study_dir), "pending": pending,
+           "provenance": provenance(study_dir, summaries), "pending": pending,
            "figures": [p.name for p, _ in figs]}
     atomic_write_text(out / "report.json", json.dumps(doc, indent=1, default=str) + "\n")
     atomic_write_text(out / "index.html", render_html(doc, figs))

@@ -46,6 +46,18 @@ def study_dict(**changes) -> dict:
     return d
 
 
+def study_toml(**changes) -> str:
+    """TINY with changes (as for :func:`study_dict`), as the text of a study file."""
+    import json
+
+    d = study_dict(**changes)
+    lines = [f"{k} = {json.dumps(d[k])}" for k in ("name", "potentials", "temperatures_k", "seeds")]
+    for section in ("system", "md", "analysis"):
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in d[section].items()]
+    return "\n".join(lines) + "\n"
+
+
 def make_study(**changes) -> Study:
     return study_from_dict(study_dict(**changes), source="test.toml")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inputs.errors import LifDiffusionError
-from tests.conftest import make_study
+from tests.conftest import make_study, study_toml
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -27,21 +27,7 @@ def study_file(tmp_path, text):
     return load_study(p)
 
 
-GOOD = """name = "s"
-potentials = ["fumi-tosi"]
-temperatures_k = [400.0]
-seeds = [1]
-[system]
-lattice_constant_angstrom = 4.01
-supercell = [3, 3, 3]
-[md]
-timestep_fs = 1.0
-equilibration_ps = 1.0
-production_ps = 10.0
-dump_interval_ps = 0.05
-thermo_interval_ps = 0.5
-restart_interval_ps = 5.0
-"""
+GOOD = study_toml()  # a valid study file, spoilt one line at a time below
 
 
 def dump(tmp_path, columns="id type xu yu zu", steps=(0, 10, 20), types=(1, 1, 2), cut=False):

@@ -89,16 +89,10 @@ def test_gpu_runs_get_gpu_resources_and_kokkos_flags(tmp_path, monkeypatch):
 
 
 def write_study(tmp_path, potentials) -> Path:
-    from tests.conftest import study_dict
+    from tests.conftest import study_toml
 
-    d = study_dict(potentials=potentials)
-    lines = [f"name = {json.dumps(d['name'])}", f"potentials = {json.dumps(d['potentials'])}",
-             f"temperatures_k = {d['temperatures_k']}", f"seeds = {d['seeds']}"]
-    for section in ("system", "md", "analysis"):
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in d[section].items()]
     p = tmp_path / "study.toml"
-    p.write_text("\n".join(lines) + "\n")
+    p.write_text(study_toml(potentials=potentials))
     return p
 
 

@@ -215,35 +215,18 @@ def test_selfgen_needs_configuration_dumps(finished_run, tmp_path):
         self_generate([finished_run], 5, "lammps:fumi-tosi", tmp_path / "x")
 
 
-TINY_STUDY = """
-name = "sweep-base"
-potentials = ["fumi-tosi"]
-temperatures_k = [400.0]
-seeds = [1]
-[system]
-lattice_constant_angstrom = 4.01
-supercell = [2, 2, 2]
-defect = "interstitial"
-[md]
-timestep_fs = 1.0
-equilibration_ps = 0.02
-production_ps = 0.1
-dump_interval_ps = 0.002
-thermo_interval_ps = 0.01
-restart_interval_ps = 0.05
-[analysis]
-n_blocks = 2
-"""
 
 
 def test_sweep_end_to_end_writes_table_and_bar_chart(env):
     import csv
 
     from potentials.sweep import load_sweep, run_sweep
+    from tests.conftest import SHORT_MD, study_toml
 
     root = env["root"] / "sweep"
     root.mkdir()
-    (root / "study.toml").write_text(TINY_STUDY)
+    (root / "study.toml").write_text(study_toml(name="sweep-base", temperatures_k=[400.0], **SHORT_MD,
+                                                **{"system.supercell": [2, 2, 2], "analysis.n_blocks": 2}))
     (root / "sweep.toml").write_text(f"""
 name = "tiny-sweep"
 foundation = "foundation"

@@ -21,7 +21,7 @@ help:
 	@echo "make decks        render STUDY=$(STUDY) into runs/ with array job scripts for SITE=$(SITE)"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
 	@echo "make finetune ARGS='train --strategy naive --data DIR --name NAME --foundation mace-mpa-0'"
-	@echo "                  one fine-tuning step (python -m potentials.finetune --help lists them)"
+	@echo "                  one fine-tuning step (python -m finetune --help lists them)"
 	@echo "make sweep SWEEP=inputs/sweeps/paper.toml   strategies x N x replicas -> models -> D bar chart"
 
 install: $(STAMP)
@@ -34,11 +34,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 # LAMMPS with ML-IAP + PYTHON (MACE), KSPACE and PLUGIN (DeePMD), cached outside the work tree by its inputs.
 lammps: $(STAMP)
-	VENV=$(VENV) bash driver/build/lammps.sh
+	VENV=$(VENV) bash tools/lammps.sh
 
 # headless Chromium for the report tests, from Debian packages, cached outside the work tree
 chromium: $(STAMP)
-	VENV=$(VENV) bash driver/build/chromium.sh
+	VENV=$(VENV) bash tools/chromium.sh
 
 # the HTML report of a study directory: make report DIR=runs/default
 DIR ?= runs/$(STUDY)
@@ -55,11 +55,11 @@ decks: $(STAMP)
 	$(PY) -m driver render --study $(STUDY) --accelerator $(ACCELERATOR) --site $(SITE)
 
 finetune: $(STAMP) lammps
-	$(PY) -m potentials.finetune $(ARGS)
+	$(PY) -m finetune $(ARGS)
 
 SWEEP ?= inputs/sweeps/paper.toml
 sweep: $(STAMP) lammps
-	$(PY) -m potentials.finetune sweep $(SWEEP)
+	$(PY) -m finetune sweep $(SWEEP)
 
 test: $(STAMP) lammps chromium
 	$(PY) -m pytest -q

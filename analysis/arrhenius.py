@@ -25,12 +25,14 @@ import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from inputs.errors import AnalysisError, LifDiffusionError
-
-K_B_EV_PER_K = 8.617333262e-5  # CODATA 2018
+from analysis.diffusion import Diffusivity
+from core import cli
+from core.errors import AnalysisError
+from core.units import K_B_EV_PER_K
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,13 @@ class ArrheniusFit:
         return np.sqrt(np.maximum(var, 0))
 
 
-def fit_arrhenius(temperature_k, d_cm2_s, d_stderr_cm2_s=None) -> ArrheniusFit:
-    """Weighted fit of ln D vs 1/(k_B T). Errors are 1σ standard errors of D; ``None`` → unweighted."""
-    t = np.asarray(temperature_k, dtype=float)
-    d = np.asarray(d_cm2_s, dtype=float)
-    err = None if d_stderr_cm2_s is None else np.asarray(
-        [np.nan if e is None else e for e in d_stderr_cm2_s], dtype=float)
-    if t.shape != d.shape or (err is not None and err.shape != d.shape):
-        raise AnalysisError("temperature, D and error columns differ in length")
+def fit_arrhenius(points: Sequence[Diffusivity]) -> ArrheniusFit:
+    """Weighted fit of ln D vs 1/(k_B T) (unweighted where no point has an error)."""
+    t = np.array([p.temperature_k for p in points], dtype=float)
+    d = np.array([p.d_cm2_s for p in points], dtype=float)
+    have = [p.d_stderr_cm2_s is not None for p in points]
+    err = np.array([np.nan if p.d_stderr_cm2_s is None else p.d_stderr_cm2_s for p in points], dtype=float) \
+        if all(have) else None
     if np.any(~np.isfinite(t)) or np.any(t <= 0):
         raise AnalysisError(f"temperatures must be positive (K), got {t.tolist()}")
     ok = np.isfinite(d) & (d > 0)
@@ -115,33 +116,35 @@ def fit_arrhenius(temperature_k, d_cm2_s, d_stderr_cm2_s=None) -> ArrheniusFit:
 
 # --- tables in, tables out -------------------------------------------------------------------------------
 
-def read_table(path: Path) -> dict[str, list[tuple[float, float, float | None]]]:
-    """A diffusivity CSV → {potential: [(T, D, σ)]}."""
+def read_table(path: Path) -> dict[str, list[Diffusivity]]:
+    """A diffusivity CSV (columns temperature_k, d_cm2_s, d_stderr_cm2_s[, n_samples, potential]) → points by
+    potential."""
     try:
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise AnalysisError(f"cannot read {path}: {e}") from None
     need = {"temperature_k", "d_cm2_s", "d_stderr_cm2_s"}
     if not rows or not need <= set(rows[0]):
         raise AnalysisError(f"{path} needs the columns {', '.join(sorted(need))} (and optionally potential)")
-    out: dict[str, list] = {}
+    out: dict[str, list[Diffusivity]] = {}
     for i, r in enumerate(rows, start=2):
         try:
             err = r["d_stderr_cm2_s"].strip()
-            point = (float(r["temperature_k"]), float(r["d_cm2_s"]), float(err) if err not in ("", "None") else None)
+            n = (r.get("n_samples") or "").strip()
+            point = Diffusivity(float(r["temperature_k"]), float(r["d_cm2_s"]),
+                                float(err) if err not in ("", "None") else None, int(n) if n else 0)
         except ValueError:
             raise AnalysisError(f"{path}:{i}: not a number in {r}") from None
         out.setdefault(r.get("potential") or "-", []).append(point)
     return out
 
 
-def fit_table(table: dict[str, list[tuple[float, float, float | None]]]) -> dict[str, ArrheniusFit]:
+def fit_table(table: dict[str, list[Diffusivity]]) -> dict[str, ArrheniusFit]:
     fits = {}
     for pot, pts in table.items():
-        t, d, e = zip(*pts)
         try:
-            fits[pot] = fit_arrhenius(t, d, None if any(v is None for v in e) else e)
+            fits[pot] = fit_arrhenius(pts)
         except AnalysisError as err:
             raise AnalysisError(f"potential {pot}: {err}") from None
     return fits
@@ -154,42 +157,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="directory for arrhenius.csv/.json/.png (default: beside the source)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("MDAnalysis").setLevel(logging.ERROR)  # chatty about optional readers and guessers
-    src = Path(args.source)
-    try:
-        if src.is_dir():
-            from analysis.study import analyse_study, write_diffusivity_table
 
-            results = analyse_study(src)
-            table = {}
-            for r in results:
-                table.setdefault(r.potential, []).append((r.temperature_k, r.estimate.d_cm2_s,
-                                                          r.estimate.d_stderr_cm2_s))
+    def command() -> int:
+        from analysis import output
+
+        src = Path(args.source)
+        if src.is_dir():
+            from analysis.study import analyse_study
+
+            analysis = analyse_study(src)
+            table = analysis.points()
             out_dir = Path(args.out) if args.out else src
-            write_diffusivity_table(results, out_dir / "diffusivity.csv")
+            output.write_diffusivity_table(analysis.results, out_dir / "diffusivity.csv")
+            for p in analysis.pending:
+                log.warning("left out (not finished): %s", p)
         elif src.is_file():
             table, out_dir = read_table(src), Path(args.out) if args.out else src.parent
         else:
             raise AnalysisError(f"{src} is neither a study directory nor a CSV file")
         fits = fit_table(table)
-        from analysis.output import write_arrhenius
+        written = output.write_arrhenius(fits, table, out_dir, plot=not args.no_plot)
+        if args.json:
+            for pot, f in fits.items():
+                print(json.dumps({"potential": pot, **asdict(f)}))
+        else:
+            for pot, f in fits.items():
+                err = f"{f.ea_stderr_ev:.3f}" if f.ea_stderr_ev is not None else "n/a"
+                chi = f"{f.chi2_reduced:.2f}" if f.chi2_reduced is not None else "n/a"
+                print(f"{pot}: Ea = {f.ea_ev:.3f} ± {err} eV, D0 = {f.d0_cm2_s:.3e} cm²/s, {f.n_points} "
+                      f"temperatures {min(f.temperatures_k):g}-{max(f.temperatures_k):g} K, χ²_red = {chi}")
+            log.info("wrote %s", ", ".join(str(p) for p in written))
+        return 0
 
-        written = write_arrhenius(fits, table, out_dir, plot=not args.no_plot)
-    except LifDiffusionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        for pot, f in fits.items():
-            print(json.dumps({"potential": pot, **asdict(f)}))
-    else:
-        for pot, f in fits.items():
-            err = f"{f.ea_stderr_ev:.3f}" if f.ea_stderr_ev is not None else "n/a"
-            chi = f"{f.chi2_reduced:.2f}" if f.chi2_reduced is not None else "n/a"
-            print(f"{pot}: Ea = {f.ea_ev:.3f} ± {err} eV, D0 = {f.d0_cm2_s:.3e} cm²/s, "
-                  f"{f.n_points} temperatures {min(f.temperatures_k):g}-{max(f.temperatures_k):g} K, χ²_red = {chi}")
-        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
-    return 0
+    return cli.run(command)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,10 @@ import numpy as np
 
 from analysis.msd import msd
 from analysis.trajectory import Trajectory, read_dcd, read_dump
-from inputs.errors import AnalysisError, LifDiffusionError
+from core import cli
+from core.errors import AnalysisError
+from core.units import A2_PER_PS_TO_CM2_PER_S
 
-A2_PER_PS_TO_CM2_PER_S = 1e-4
 DIMENSIONS = 3
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,17 @@ class DiffusionEstimate:
     n_atoms: int
     simulated_ps: float  # summed over replicas
     method: str
+
+
+@dataclass(frozen=True)
+class Diffusivity:
+    """D at one temperature, as it travels from the estimate to the Arrhenius fit: the value, its 1σ standard
+    error (None: no error estimate) and the number of independent samples behind that error (0: unknown)."""
+
+    temperature_k: float
+    d_cm2_s: float
+    d_stderr_cm2_s: float | None
+    n_samples: int = 0
 
 
 def slope(times_ps: np.ndarray, values: np.ndarray, start_ps: float, end_ps: float) -> float:
@@ -76,23 +88,68 @@ def default_window(block_ps: float, start_fraction: float, end_fraction: float) 
     return start_fraction * block_ps, end_fraction * block_ps
 
 
+@dataclass(frozen=True)
+class MsdCurves:
+    """What one trajectory contributes to an estimate: its MSD over all lags and the MSDs of its blocks.
+
+    ``full`` (n_frames,) and ``blocks`` (n_blocks, block_frames) in Å², lags ``k * frame_interval_ps``. These
+    are what a run's analysis stores (:mod:`analysis.runs`), so estimates are made without reading the
+    trajectory again."""
+
+    frame_interval_ps: float
+    n_atoms: int
+    full: np.ndarray
+    blocks: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.full)
+
+    @property
+    def lags_ps(self) -> np.ndarray:
+        return np.arange(self.n_frames) * self.frame_interval_ps
+
+
+def msd_curves(traj: Trajectory, n_blocks: int) -> MsdCurves:
+    """The MSD of a whole trajectory and of each of its ``n_blocks`` consecutive blocks."""
+    if n_blocks < 1:
+        raise AnalysisError(f"n_blocks must be at least 1, got {n_blocks}")
+    block_frames = traj.n_frames // n_blocks
+    if block_frames < 3:
+        raise AnalysisError(f"{traj.n_frames} frames cannot make {n_blocks} blocks of at least 3 frames; use fewer "
+                            "blocks or a longer trajectory")
+    blocks = np.array([msd(traj.positions[b * block_frames:(b + 1) * block_frames]) for b in range(n_blocks)]) \
+        if n_blocks > 1 else np.zeros((0, block_frames))
+    return MsdCurves(traj.frame_interval_ps, traj.positions.shape[1], msd(traj.positions), blocks)
+
+
 def estimate_diffusion(trajectories: Sequence[Trajectory], n_blocks: int = 5, start_fraction: float = 0.1,
                        end_fraction: float = 0.5, window_ps: tuple[float, float] | None = None) -> DiffusionEstimate:
     """D ± σ from one or more replicas of the same state point (see the module docstring)."""
     if not trajectories:
         raise AnalysisError("no trajectories to analyse")
+    return estimate_from_curves([msd_curves(t, n_blocks) for t in trajectories], n_blocks, start_fraction,
+                                end_fraction, window_ps)
+
+
+def estimate_from_curves(curves: Sequence[MsdCurves], n_blocks: int = 5, start_fraction: float = 0.1,
+                         end_fraction: float = 0.5, window_ps: tuple[float, float] | None = None
+                         ) -> DiffusionEstimate:
+    """D ± σ from the MSD curves of one or more replicas of the same state point."""
+    if not curves:
+        raise AnalysisError("no trajectories to analyse")
     if n_blocks < 1:
         raise AnalysisError(f"n_blocks must be at least 1, got {n_blocks}")
-    dts = {round(t.frame_interval_ps, 9) for t in trajectories}
+    dts = {round(c.frame_interval_ps, 9) for c in curves}
     if len(dts) != 1:
         raise AnalysisError(f"replicas have different frame intervals {sorted(dts)} ps; dump them alike")
     dt = dts.pop()
-    n_atoms = {t.positions.shape[1] for t in trajectories}
+    n_atoms = {c.n_atoms for c in curves}
     if len(n_atoms) != 1:
         raise AnalysisError(f"replicas select different numbers of atoms {sorted(n_atoms)}")
-    block_frames = min(t.n_frames for t in trajectories) // n_blocks
+    block_frames = min(c.n_frames for c in curves) // n_blocks
     if block_frames < 3:
-        raise AnalysisError(f"{min(t.n_frames for t in trajectories)} frames cannot make {n_blocks} blocks of at "
+        raise AnalysisError(f"{min(c.n_frames for c in curves)} frames cannot make {n_blocks} blocks of at "
                             "least 3 frames; use fewer blocks or a longer trajectory")
     block_ps = (block_frames - 1) * dt
     start, end = window_ps if window_ps is not None else default_window(block_ps, start_fraction, end_fraction)
@@ -102,13 +159,13 @@ def estimate_diffusion(trajectories: Sequence[Trajectory], n_blocks: int = 5, st
         raise AnalysisError(f"fit window ends at {end:g} ps, beyond the {block_ps:g} ps of a block "
                             f"({n_blocks} blocks of {block_frames} frames); shorten the window or use fewer blocks")
     full, blocks = [], []
-    for traj in trajectories:
-        lags = np.arange(traj.n_frames) * dt
-        full.append(diffusivity_from_msd(lags, msd(traj.positions), start, end))
+    for c in curves:
+        full.append(diffusivity_from_msd(c.lags_ps, c.full, start, end))
         if n_blocks > 1:
-            for b in range(n_blocks):
-                seg = traj.positions[b * block_frames:(b + 1) * block_frames]
-                blocks.append(diffusivity_from_msd(lags[:block_frames], msd(seg), start, end))
+            if len(c.blocks) != n_blocks:
+                raise AnalysisError(f"MSD curves were made with {len(c.blocks)} blocks, not {n_blocks}")
+            lags = np.arange(block_frames) * dt
+            blocks += [diffusivity_from_msd(lags, b[:block_frames], start, end) for b in c.blocks]
     d = float(np.mean(full))
     samples = np.array(blocks if n_blocks > 1 else full)
     if len(samples) >= 2:
@@ -116,14 +173,14 @@ def estimate_diffusion(trajectories: Sequence[Trajectory], n_blocks: int = 5, st
 
         n = len(samples)
         stderr = float(np.std(samples, ddof=1) / np.sqrt(n) * stats.t.ppf(0.975, n - 1) / stats.norm.ppf(0.975))
-        method = (f"block averaging: {n_blocks} blocks x {len(trajectories)} replica(s), Student-t widened"
+        method = (f"block averaging: {n_blocks} blocks x {len(curves)} replica(s), Student-t widened"
                   if n_blocks > 1 else f"scatter of {n} replicas, Student-t widened")
     else:
         stderr, n, method = None, len(samples), "single block of a single trajectory: no error estimate"
     return DiffusionEstimate(
         d_cm2_s=d, d_stderr_cm2_s=stderr, fit_start_ps=float(start), fit_end_ps=float(end),
-        n_replicas=len(trajectories), n_blocks=n_blocks, n_samples=n, n_atoms=n_atoms.pop(),
-        simulated_ps=float(sum((t.n_frames - 1) * dt for t in trajectories)), method=method)
+        n_replicas=len(curves), n_blocks=n_blocks, n_samples=n, n_atoms=n_atoms.pop(),
+        simulated_ps=float(sum((c.n_frames - 1) * dt for c in curves)), method=method)
 
 
 def format_d(est: DiffusionEstimate) -> str:
@@ -144,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-end-ps", type=float, help="fit window end in ps (default 50%% of a block)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("MDAnalysis").setLevel(logging.ERROR)  # chatty about optional readers and guessers
-    try:
+
+    def command() -> int:
         trajs = []
         for p in args.dumps:
             if str(p).endswith(".dcd"):
@@ -162,15 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.fit_start_ps is not None:
             window = (args.fit_start_ps, args.fit_end_ps)
         est = estimate_diffusion(trajs, n_blocks=args.n_blocks, window_ps=window)
-    except LifDiffusionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(asdict(est)))
-    else:
-        print(f"{format_d(est)}  (fit {est.fit_start_ps:g}-{est.fit_end_ps:g} ps, {est.n_atoms} atoms, "
-              f"{est.simulated_ps:g} ps simulated; {est.method})")
-    return 0
+        if args.json:
+            print(json.dumps(asdict(est)))
+        else:
+            print(f"{format_d(est)}  (fit {est.fit_start_ps:g}-{est.fit_end_ps:g} ps, {est.n_atoms} atoms, "
+                  f"{est.simulated_ps:g} ps simulated; {est.method})")
+        return 0
+
+    return cli.run(command)
 
 
 if __name__ == "__main__":

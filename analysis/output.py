@@ -1,4 +1,5 @@
-"""Writing Arrhenius results: a CSV and a JSON table, and a PNG plot (matplotlib, imported only here)."""
+"""Writing results: the diffusivity table (CSV), the Arrhenius tables (CSV, JSON) and the Arrhenius plot (PNG).
+Units are in every column name (cm²/s, eV, K, ps)."""
 
 from __future__ import annotations
 
@@ -11,44 +12,72 @@ from pathlib import Path
 import numpy as np
 
 from analysis.arrhenius import ArrheniusFit
-from inputs.io import atomic_write_bytes, atomic_write_text
+from analysis.diffusion import Diffusivity
+from core import plotting
+from core.files import atomic_write_text
+from core.units import UNITS
+
+DIFFUSIVITY_COLUMNS = ("potential", "temperature_k", "selection", "d_cm2_s", "d_stderr_cm2_s", "fit_start_ps",
+                       "fit_end_ps", "n_replicas", "n_blocks", "n_samples", "n_atoms", "simulated_ps", "method",
+                       "n_hops", "flag")
+
+
+def _csv(rows: list[dict], columns) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in columns} for r in rows)
+    return buf.getvalue()
+
+
+def diffusivity_rows(results) -> list[dict]:
+    """One row per potential, temperature and selection (see DIFFUSIVITY_COLUMNS)."""
+    rows = []
+    for r in results:
+        e = r.estimate
+        rows.append({"potential": r.potential, "temperature_k": r.temperature_k, "selection": r.selection,
+                     "d_cm2_s": e.d_cm2_s, "d_stderr_cm2_s": e.d_stderr_cm2_s, "fit_start_ps": e.fit_start_ps,
+                     "fit_end_ps": e.fit_end_ps, "n_replicas": e.n_replicas, "n_blocks": e.n_blocks,
+                     "n_samples": e.n_samples, "n_atoms": e.n_atoms, "simulated_ps": e.simulated_ps,
+                     "method": e.method, "n_hops": r.n_hops, "flag": r.flag})
+    return rows
+
+
+def write_diffusivity_table(results, path: Path) -> Path:
+    """CSV, one row per potential, temperature and atom selection; D in cm²/s, times in ps."""
+    return atomic_write_text(Path(path), _csv(diffusivity_rows(results), DIFFUSIVITY_COLUMNS))
 
 FIT_COLUMNS = ("potential", "ea_ev", "ea_stderr_ev", "d0_cm2_s", "d0_stderr_cm2_s", "cov_ln_d0_ea",
                "chi2_reduced", "n_points", "t_min_k", "t_max_k", "weighted")
 
 
-def write_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list], out_dir: Path,
+def write_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], out_dir: Path,
                     plot: bool = True) -> list[Path]:
     out_dir = Path(out_dir)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIT_COLUMNS, lineterminator="\n")
-    w.writeheader()
+    rows = []
     for pot, f in fits.items():
-        w.writerow({"potential": pot, "ea_ev": f.ea_ev, "ea_stderr_ev": f.ea_stderr_ev, "d0_cm2_s": f.d0_cm2_s,
+        rows.append({"potential": pot, "ea_ev": f.ea_ev, "ea_stderr_ev": f.ea_stderr_ev, "d0_cm2_s": f.d0_cm2_s,
                     "d0_stderr_cm2_s": f.d0_stderr_cm2_s, "cov_ln_d0_ea": f.cov_ln_d0_ea,
                     "chi2_reduced": f.chi2_reduced, "n_points": f.n_points, "t_min_k": min(f.temperatures_k),
                     "t_max_k": max(f.temperatures_k), "weighted": f.weighted})
-    paths = [atomic_write_text(out_dir / "arrhenius.csv", buf.getvalue())]
-    doc = {"units": {"ea": "eV", "d0": "cm^2/s", "temperature": "K", "cov_ln_d0_ea": "eV (ln D0 in ln(cm^2/s))"},
+    paths = [atomic_write_text(out_dir / "arrhenius.csv", _csv(rows, FIT_COLUMNS))]
+    doc = {"units": UNITS | {"cov_ln_d0_ea": "eV (ln D0 in ln(cm^2/s))"},
            "fits": {pot: asdict(f) for pot, f in fits.items()},
-           "points": {pot: [{"temperature_k": t, "d_cm2_s": d, "d_stderr_cm2_s": e} for t, d, e in pts]
-                      for pot, pts in table.items()}}
+           "points": {pot: [asdict(p) for p in pts] for pot, pts in table.items()}}
     paths.append(atomic_write_text(out_dir / "arrhenius.json", json.dumps(doc, indent=2) + "\n"))
     if plot:
         paths.append(plot_arrhenius(fits, table, out_dir / "arrhenius.png"))
     return paths
 
 
-def plot_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], path: Path) -> Path:
+    plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     for i, (pot, pts) in enumerate(sorted(table.items())):
         color = f"C{i}"
-        t, d, e = (np.array([p[k] if p[k] is not None else np.nan for p in pts], float) for k in range(3))
+        t = np.array([p.temperature_k for p in pts], float)
+        d = np.array([p.d_cm2_s for p in pts], float)
+        e = np.array([np.nan if p.d_stderr_cm2_s is None else p.d_stderr_cm2_s for p in pts], float)
         ok = d > 0
         ax.errorbar(1000 / t[ok], d[ok], yerr=np.nan_to_num(e[ok]), fmt="o", color=color, capsize=3,
                     label=pot if pot not in fits else None)
@@ -67,7 +96,4 @@ def plot_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list], path: 
     ax.set_title("Li tracer diffusivity (error bars 1σ, bands 1σ of the fit)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return atomic_write_bytes(Path(path), buf.getvalue())
+    return plotting.save(fig, path, dpi=120)

@@ -23,61 +23,38 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import json
-import logging
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from analysis.arrhenius import ArrheniusFit, fit_arrhenius
 from analysis.hops import HOP_ANGSTROM, MIN_HOPS
-from analysis.msd import msd
-from analysis.output import plot_arrhenius
-from analysis.study import StateResult, analyse_study, find_runs, trajectory_of, write_diffusivity_table
-from inputs.errors import AnalysisError, LifDiffusionError
-from inputs.io import atomic_write_text
+from analysis.output import diffusivity_rows, plot_arrhenius, write_diffusivity_table
+from analysis.study import StateResult, StudyAnalysis, analyse_study
+from core import cli, plotting
+from core.errors import AnalysisError
+from core.files import atomic_write_text
+from core.rundir import RunDir, RunSummary
+from templates import render
 
 PAPER = "arXiv 2510.05020"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
-
-
-def fits_by_potential(results: list[StateResult]) -> tuple[dict[str, ArrheniusFit], dict[str, str], dict]:
-    table: dict[str, list] = {}
-    for r in results:
-        table.setdefault(r.potential, []).append((r.temperature_k, r.estimate.d_cm2_s, r.estimate.d_stderr_cm2_s))
+def fits_by_potential(analysis: StudyAnalysis) -> tuple[dict[str, ArrheniusFit], dict[str, str]]:
+    """The Arrhenius fit of each potential (the study's selection), and why a potential has none."""
     fits, why = {}, {}
-    for pot, pts in table.items():
-        t, d, e = zip(*pts)
+    for pot, points in analysis.points().items():
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fits[pot] = fit_arrhenius(t, d, None if any(v is None for v in e) else e)
+            fits[pot] = fit_arrhenius(points)
         except AnalysisError as err:
             why[pot] = str(err)
-    return fits, why, table
+    return fits, why
 
 
 def plot_bars(results: list[StateResult], path: Path) -> Path:
-    plt = _plt()
+    plt = plotting.pyplot()
     pots = list(dict.fromkeys(r.potential for r in results))
     temps = sorted({r.temperature_k for r in results})
     fig, ax = plt.subplots(figsize=(max(5.5, 1.3 * len(pots) * max(1, len(temps)) / 2 + 2), 4.2))
@@ -97,28 +74,20 @@ def plot_bars(results: list[StateResult], path: Path) -> Path:
     ax.set_title("D ± 1σ per potential and temperature (hatched: too few hops)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return plotting.save(fig, path)
 
 
-def msd_curves(run_dirs: list[str], selection: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    out = []
-    for d in run_dirs:
-        s = json.loads((Path(d) / "summary.json").read_text())
-        tr = trajectory_of(Path(d), s, selection)
-        lags = np.arange(tr.n_frames) * tr.frame_interval_ps
-        out.append((Path(d).name, lags, msd(tr.positions)))
-    return out
-
-
-def plot_msd(pot: str, results: list[StateResult], path: Path) -> Path:
+def plot_msd(pot: str, results: list[StateResult], analysis: StudyAnalysis, path: Path) -> Path:
     """Columns: temperatures; top: MSD of each run with the fit window; bottom: local log-log slope."""
-    plt = _plt()
+    plt = plotting.pyplot()
     rs = sorted(results, key=lambda r: r.temperature_k)
     fig, axes = plt.subplots(2, len(rs), figsize=(3.4 * len(rs) + 0.6, 5.6), squeeze=False, sharex="col")
     for col, r in enumerate(rs):
         top, bottom = axes[0][col], axes[1][col]
-        for name, lags, m in msd_curves(list(r.run_dirs), r.selection):
-            top.plot(lags, m, lw=1, label=name)
+        for d in r.run_dirs:
+            curves = analysis.analyses[d].selections[r.selection].curves
+            lags, m = curves.lags_ps, curves.full
+            top.plot(lags, m, lw=1, label=Path(d).name)
             ok = (lags > 0) & (m > 0)
             lt, lm = np.log(lags[ok]), np.log(m[ok])
             if len(lt) > 5:
@@ -138,52 +107,39 @@ def plot_msd(pot: str, results: list[StateResult], path: Path) -> Path:
         top.legend(fontsize=6)
     fig.suptitle(f"{pot}: MSD per run, fit window shaded; slope 1 = diffusive, 2 = ballistic", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return plotting.save(fig, path)
+
+
+def provenance(study_dir: Path, runs: list[tuple[RunDir, RunSummary]]) -> list[dict]:
+    rows = []
+    for d, s in runs:
+        rows.append({"run": str(d.path.relative_to(study_dir)), "status": s.status, "potential": s.potential,
+                     "temperature_k": s.temperature_k, "seed": s.seed,
+                     "lammps": s.lammps.version if s.lammps else None, "git": s.git, "versions": s.versions,
+                     "deck_sha256": s.inputs.get(d.deck.name, {}).get("sha256"),
+                     "data_sha256": s.inputs.get(d.data.name, {}).get("sha256"),
+                     "models": {k: v.get("sha256") for k, v in s.inputs.items()
+                                if k not in (d.deck.name, d.data.name)}, "wall_s": s.wall_s,
+                     "segments": s.segments, "frames": s.outputs.frames if s.outputs else None})
+    return rows
+
+
+def paper_values(runs: list[tuple[RunDir, RunSummary]]) -> dict[str, float]:
+    """The paper's Ea of each potential that has one (``paper_ea_ev`` in its catalog entry, kept in the summary)."""
+    out = {}
+    for _, s in runs:
+        v = s.potential_entry.get("params", {}).get("paper_ea_ev")
+        if v is not None:
+            out[s.potential] = float(v)
+    return out
 
 
 def _fmt(v, spec=".3g", none="–") -> str:
     return none if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{html.escape(alt)} ({html.escape(path.name)})</figcaption></figure>')
-
-
-def provenance(study_dir: Path, runs: list[tuple[Path, dict]]) -> list[dict]:
-    rows = []
-    for d, s in runs:
-        rows.append({"run": str(d.relative_to(study_dir)), "status": s.get("status"),
-                     "potential": s.get("potential"), "temperature_k": s.get("temperature_k"), "seed": s.get("seed"),
-                     "lammps": (s.get("lammps") or {}).get("version"), "git": s.get("git"),
-                     "versions": s.get("versions", {}),
-                     "deck_sha256": s.get("inputs", {}).get("in.lammps", {}).get("sha256"),
-                     "data_sha256": s.get("inputs", {}).get("data.lmp", {}).get("sha256"),
-                     "models": {k: v.get("sha256") for k, v in s.get("inputs", {}).items()
-                                if k not in ("in.lammps", "data.lmp")}, "wall_s": s.get("wall_s"),
-                     "segments": s.get("segments"), "frames": (s.get("outputs") or {}).get("frames")})
-    return rows
-
-
-def paper_values() -> dict[str, float]:
-    try:
-        from potentials.catalog import load_catalog
-
-        return {n: float(e.params["paper_ea_ev"]) for n, e in load_catalog().items() if "paper_ea_ev" in e.params}
-    except LifDiffusionError:
-        return {}
-
-
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;
-text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}.flag{color:#b00;font-weight:bold}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:.8em;color:#666}
-details{margin:1em 0}code{font-size:.9em}"""
-
-CHECK = """<script>window.addEventListener('load',function(){var ok=0,imgs=document.images;for(var i=0;i<imgs.length;i++)
-{var im=imgs[i];im.setAttribute('data-size',im.naturalWidth+'x'+im.naturalHeight);if(im.naturalWidth>0)ok++;}
-document.body.setAttribute('data-images-loaded',ok+'/'+imgs.length);});</script>"""
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -191,24 +147,18 @@ def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
     study_dir = Path(study_dir)
     out = Path(out) if out else study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        results = analyse_study(study_dir, selections="both")
-    pending = [str(w.message) for w in caught if "not finished" in str(w.message)]
-    summaries = find_runs(study_dir)
-    choice = summaries[0][1]["config"]["analysis"]["selection"]
-    study_name = summaries[0][1]["config"].get("name", study_dir.name)
-    chosen = [r for r in results if r.selection == choice]
-    fits, why, table = fits_by_potential(chosen)
-    figs = [(plot_arrhenius(fits, table, out / "arrhenius.png"),
-             f"Arrhenius plot ({choice} tracer D), fitted lines with 1σ bands"),
-            (plot_bars(chosen, out / "d_bars.png"), f"D per potential and temperature ({choice})")]
+    analysis = analyse_study(study_dir)
+    chosen = analysis.chosen()
+    fits, why = fits_by_potential(analysis)
+    figs = [(plot_arrhenius(fits, analysis.points(), out / "arrhenius.png"),
+             f"Arrhenius plot ({analysis.selection} tracer D), fitted lines with 1σ bands"),
+            (plot_bars(chosen, out / "d_bars.png"), f"D per potential and temperature ({analysis.selection})")]
     for pot in dict.fromkeys(r.potential for r in chosen):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pot)
-        figs.append((plot_msd(pot, [r for r in chosen if r.potential == pot], out / f"msd-{safe}.png"),
+        figs.append((plot_msd(pot, [r for r in chosen if r.potential == pot], analysis, out / f"msd-{safe}.png"),
                      f"{pot}: MSD and its log-log slope"))
-    write_diffusivity_table(results, out / "diffusivity.csv")
-    paper = paper_values()
+    write_diffusivity_table(analysis.results, out / "diffusivity.csv")
+    paper = paper_values(analysis.runs)
     fit_rows = []
     for pot in dict.fromkeys(r.potential for r in chosen):
         rs = [r for r in chosen if r.potential == pot]
@@ -221,14 +171,11 @@ def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
             "simulated_ps": sum(r.estimate.simulated_ps for r in rs), "min_hops": min(r.n_hops for r in rs),
             "flags": sorted({r.flag for r in rs if r.flag}), "paper_ea_ev": paper.get(pot),
             "no_fit": why.get(pot)})
-    doc = {"study": study_name, "study_dir": str(study_dir.resolve()), "selection_for_arrhenius": choice,
-           "fits": fit_rows, "diffusivity": [
-               {"potential": r.potential, "temperature_k": r.temperature_k, "selection": r.selection,
-                "d_cm2_s": r.estimate.d_cm2_s, "d_stderr_cm2_s": r.estimate.d_stderr_cm2_s,
-                "n_replicas": r.estimate.n_replicas, "simulated_ps": r.estimate.simulated_ps,
-                "fit_window_ps": [r.estimate.fit_start_ps, r.estimate.fit_end_ps], "method": r.estimate.method,
-                "n_hops": r.n_hops, "flag": r.flag, "runs": list(r.run_dirs)} for r in results],
-           "provenance": provenance(study_dir, summaries), "pending": pending,
+    doc = {"study": analysis.study_name, "study_dir": str(study_dir.resolve()),
+           "selection_for_arrhenius": analysis.selection, "fits": fit_rows,
+           "diffusivity": [row | {"runs": list(r.run_dirs)}
+                           for row, r in zip(diffusivity_rows(analysis.results), analysis.results)],
+           "provenance": provenance(study_dir, analysis.runs), "pending": [str(p) for p in analysis.pending],
            "figures": [p.name for p, _ in figs]}
     atomic_write_text(out / "report.json", json.dumps(doc, indent=1, default=str) + "\n")
     atomic_write_text(out / "index.html", render_html(doc, figs))
@@ -236,57 +183,28 @@ def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
-    e = html.escape
-    fit_head = ("<tr><th class=l>potential</th><th>Ea (eV)</th><th>D0 (cm²/s)</th><th>cov(ln D0, Ea) (eV)</th>"
-                f"<th>χ²<sub>red</sub></th><th>T (K)</th><th>runs</th><th>simulated (ps)</th><th>fewest hops</th>"
-                f"<th>{PAPER} Ea (eV)</th><th class=l>notes</th></tr>")
-    fit_rows = []
-    for r in doc["fits"]:
-        ea = f"{_fmt(r['ea_ev'], '.3f')} ± {_fmt(r['ea_stderr_ev'], '.3f')}" if r["ea_ev"] is not None else "–"
-        d0 = f"{_fmt(r['d0_cm2_s'])} ± {_fmt(r['d0_stderr_cm2_s'])}" if r["d0_cm2_s"] is not None else "–"
-        notes = "; ".join([r["no_fit"]] if r["no_fit"] else []) + "".join(
-            f"<span class=flag>{e(f)}</span>" for f in r["flags"])
-        fit_rows.append(
-            f"<tr><td class=l>{e(r['potential'])}</td><td>{ea}</td><td>{d0}</td><td>{_fmt(r['cov_ln_d0_ea'])}</td>"
-            f"<td>{_fmt(r['chi2_reduced'], '.2f')}</td><td>{', '.join(f'{t:g}' for t in r['temperatures_k'])}</td>"
-            f"<td>{r['runs']}</td><td>{r['simulated_ps']:g}</td><td>{r['min_hops']}</td>"
-            f"<td>{_fmt(r['paper_ea_ev'], '.2f')}</td><td class=l>{notes}</td></tr>")
-    d_rows = [f"<tr><td class=l>{e(d['potential'])}</td><td>{d['temperature_k']:g}</td><td class=l>{e(d['selection'])}</td>"
-              f"<td>{_fmt(d['d_cm2_s'])}</td><td>{_fmt(d['d_stderr_cm2_s'])}</td><td>{d['n_replicas']}</td>"
-              f"<td>{d['simulated_ps']:g}</td><td>{d['fit_window_ps'][0]:g}–{d['fit_window_ps'][1]:g}</td>"
-              f"<td>{d['n_hops']}</td><td class=l><span class=flag>{e(d['flag'])}</span></td></tr>"
-              for d in doc["diffusivity"]]
-    prov_rows = [f"<tr><td class=l><code>{e(p['run'])}</code></td><td class=l>{e(str(p['status']))}</td>"
-                 f"<td class=l>{e(str(p['lammps']))}</td><td class=l><code>{e(str(p['deck_sha256'])[:12])}</code></td>"
-                 f"<td class=l><code>{e(str(p['data_sha256'])[:12])}</code></td>"
-                 f"<td class=l>{e(', '.join(f'{k}: {str(v)[:12]}' for k, v in (p['models'] or {}).items()))}</td>"
-                 f"<td class=l><code>{e(str(p['git'])[:12])}</code></td><td>{_fmt(p['wall_s'], '.0f')}</td></tr>"
-                 for p in doc["provenance"]]
+    """The page, from templates/report.html.j2 (every value escaped); numbers formatted here."""
+    fits = [{"potential": r["potential"],
+             "ea": f"{_fmt(r['ea_ev'], '.3f')} ± {_fmt(r['ea_stderr_ev'], '.3f')}" if r["ea_ev"] is not None else "–",
+             "d0": f"{_fmt(r['d0_cm2_s'])} ± {_fmt(r['d0_stderr_cm2_s'])}" if r["d0_cm2_s"] is not None else "–",
+             "cov": _fmt(r["cov_ln_d0_ea"]), "chi2": _fmt(r["chi2_reduced"], ".2f"),
+             "temperatures": ", ".join(f"{t:g}" for t in r["temperatures_k"]), "runs": r["runs"],
+             "simulated": f"{r['simulated_ps']:g}", "min_hops": r["min_hops"], "paper": _fmt(r["paper_ea_ev"], ".2f"),
+             "notes": [r["no_fit"]] if r["no_fit"] else [], "flags": r["flags"]} for r in doc["fits"]]
+    rows = [{"potential": d["potential"], "temperature": f"{d['temperature_k']:g}", "selection": d["selection"],
+             "d": _fmt(d["d_cm2_s"]), "stderr": _fmt(d["d_stderr_cm2_s"]), "replicas": d["n_replicas"],
+             "simulated": f"{d['simulated_ps']:g}", "window": f"{d['fit_start_ps']:g}–{d['fit_end_ps']:g}",
+             "hops": d["n_hops"], "flag": d["flag"]} for d in doc["diffusivity"]]
+    prov = [{"run": p["run"], "status": p["status"], "lammps": str(p["lammps"]), "deck": str(p["deck_sha256"])[:12],
+             "data": str(p["data_sha256"])[:12],
+             "models": ", ".join(f"{k}: {str(v)[:12]}" for k, v in (p["models"] or {}).items()),
+             "git": str(p["git"])[:12], "wall": _fmt(p["wall_s"], ".0f")} for p in doc["provenance"]]
     versions = doc["provenance"][0]["versions"] if doc["provenance"] else {}
-    pending = "".join(f"<p class=flag>{e(p)}</p>" for p in doc["pending"])
-    return f"""<!doctype html><html lang=en><head><meta charset=utf-8><title>{e(doc['study'])}: Li diffusion report</title>
-<style>{STYLE}</style>{CHECK}</head><body>
-<h1>Li diffusion in LiF — study <code>{e(doc['study'])}</code></h1>
-<p>From <code>{e(doc['study_dir'])}</code>. Arrhenius fits use the <b>{e(doc['selection_for_arrhenius'])}</b> tracer D
-(the study's <code>analysis.selection</code>); D of all Li and of the defect atom are both tabulated below.
-Errors are 1σ. {e(PAPER)} values are shown where the potential is the paper's.</p>{pending}
-<h2>Activation energies</h2><table>{fit_head}{''.join(fit_rows)}</table>
-{''.join(_img(p, alt) for p, alt in figs[:2])}
-<h2>Diffusivities</h2><table><tr><th class=l>potential</th><th>T (K)</th><th class=l>atoms</th><th>D (cm²/s)</th>
-<th>σ (cm²/s)</th><th>replicas</th><th>simulated (ps)</th><th>fit window (ps)</th><th>hops</th><th class=l>flag</th></tr>
-{''.join(d_rows)}</table>
-<p>Hops: smoothed displacements of more than {HOP_ANGSTROM} Å from the last site (analysis/hops.py); fewer than
-{MIN_HOPS} behind a D flags it. σ: block averaging over all replicas (blocks of each trajectory are independent; the
-overlapping time origins inside one MSD are not), Student-t widened; the Arrhenius fit weights ln D by (σ/D)⁻² and
-widens its covariance by √χ²<sub>red</sub> when χ²<sub>red</sub> &gt; 1.</p>
-<h2>MSD diagnostics</h2>{''.join(_img(p, alt) for p, alt in figs[2:])}
-<h2>Provenance</h2><p>Versions: {e(', '.join(f'{k} {v}' for k, v in versions.items()))}</p>
-<details open><summary>{len(prov_rows)} run directories</summary><table><tr><th class=l>run</th><th class=l>status</th>
-<th class=l>LAMMPS</th><th class=l>deck sha256</th><th class=l>data sha256</th><th class=l>model files sha256</th>
-<th class=l>git</th><th>wall (s)</th></tr>{''.join(prov_rows)}</table></details>
-<p>Machine-readable: <code>report.json</code>, <code>diffusivity.csv</code> beside this page.</p>
-</body></html>
-"""
+    images = [{"src": _data_uri(p), "alt": alt, "name": p.name} for p, alt in figs]
+    return render("report.html.j2", study=doc["study"], study_dir=doc["study_dir"],
+                  selection=doc["selection_for_arrhenius"], paper=PAPER, pending=doc["pending"], fits=fits,
+                  rows=rows, provenance=prov, versions=", ".join(f"{k} {v}" for k, v in versions.items()),
+                  top_figures=images[:2], msd_figures=images[2:], hop_angstrom=HOP_ANGSTROM, min_hops=MIN_HOPS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,15 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("study_dir")
     ap.add_argument("--out", help="directory for the report (default: STUDY_DIR/report)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("MDAnalysis").setLevel(logging.ERROR)
-    try:
-        path = build_report(args.study_dir, args.out)
-    except LifDiffusionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"report: {path}")
-    return 0
+
+    def command() -> int:
+        print(f"report: {build_report(args.study_dir, args.out)}")
+        return 0
+
+    return cli.run(command)
 
 
 if __name__ == "__main__":

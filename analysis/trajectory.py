@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inputs.errors import AnalysisError
+from core.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from inputs.errors import LifDiffusionError
+from core import cli
 
 log = logging.getLogger("driver")
 
@@ -60,7 +60,8 @@ def cmd_render(args) -> int:
 
 def cmd_run(args) -> int:
     from analysis.diffusion import format_d
-    from analysis.study import analyse_study, write_diffusivity_table
+    from analysis.output import write_diffusivity_table
+    from analysis.study import analyse_study
     from driver.lammps import find_lammps
     from driver.render import render_study
     from driver.runner import run_many
@@ -68,17 +69,13 @@ def cmd_run(args) -> int:
     study = _study(args)
     lmp = find_lammps(args.lmp)
     paths = render_study(study, args.root, accelerator=args.accelerator)
-    print(f"study {study.name!r}: {len(paths)} run(s) under {Path(args.root) / study.name}; LAMMPS: {lmp}",
-          file=sys.stderr)
+    log.info("study %r: %d run(s) under %s; LAMMPS: %s", study.name, len(paths), Path(args.root) / study.name, lmp)
     failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress)
     study_dir = Path(args.root) / study.name
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # unfinished runs elsewhere in the study are expected
-        results = [r for r in analyse_study(study_dir)
-                   if r.potential in study.potentials and r.temperature_k in study.temperatures_k]
-    table = write_diffusivity_table(results, study_dir / "diffusivity.csv")
+    analysis = analyse_study(study_dir)  # every run's numbers are kept beside it: computed once
+    results = [r for r in analysis.chosen()
+               if r.potential in study.potentials and r.temperature_k in study.temperatures_k]
+    table = write_diffusivity_table(analysis.results, study_dir / "diffusivity.csv")
     for r in results:
         e = r.estimate
         print(f"{r.potential} {r.temperature_k:g} K: {format_d(e)}  ({r.selection} atoms, {e.n_replicas} replica(s), "
@@ -106,26 +103,24 @@ def cmd_run_task(args) -> int:
     run_dir = Path(args.run_dir)
     lmp = find_lammps(args.lmp)
     s = run_one(run_dir, lmp, progress=False, threads=args.threads)
-    print(f"{run_dir}: {s['status']} ({s.get('outputs', {}).get('frames', '?')} frames)")
+    print(f"{run_dir}: {s.status} ({s.outputs.frames if s.outputs else '?'} frames)")
     return 0
 
 
 def cmd_status(args) -> int:
-    from analysis.study import find_runs
+    from core.rundir import find_runs
     from driver.runner import progress_of
 
-    rows = find_runs(Path(args.study_dir))
     counts: dict[str, int] = {}
-    for run_dir, s in rows:
-        st = s.get("status", "?")
-        counts[st] = counts.get(st, 0) + 1
-        step, total, age_s = progress_of(run_dir, s)
+    for run, s in find_runs(Path(args.study_dir)):
+        counts[s.status] = counts.get(s.status, 0) + 1
+        step, total, age_s = progress_of(run, s)
         how_far = f"{step}/{total} steps ({100 * step / total:.0f}%)" if total else ""
-        if st in ("running", "interrupted", "failed") and age_s is not None:
+        if s.status in ("running", "interrupted", "failed") and age_s is not None:
             how_far += f", log written {_ago(age_s)} ago"
-        extra = f"  {s['error']}" if st in ("failed", "interrupted") and s.get("error") else ""
-        label = f"{st} ({s['failure_class']})" if st == "failed" and s.get("failure_class") else st
-        print(f"{label:26s} {run_dir}  {how_far}{extra}")
+        extra = f"  {s.error}" if s.status in ("failed", "interrupted") and s.error else ""
+        label = f"{s.status} ({s.failure_class})" if s.status == "failed" and s.failure_class else s.status
+        print(f"{label:26s} {run}  {how_far}{extra}")
     print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return 0
 
@@ -169,13 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("study_dir")
     p.set_defaults(fn=cmd_status)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("MDAnalysis").setLevel(logging.ERROR)  # chatty about optional readers and guessers
-    try:
-        return args.fn(args)
-    except LifDiffusionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: args.fn(args))
 
 
 if __name__ == "__main__":

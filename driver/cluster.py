@@ -20,15 +20,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from inputs.errors import InputError
-from inputs.io import atomic_write_bytes, atomic_write_text, builtin_toml, read_toml
+from core import config
+from core.config import from_dict
+from core.errors import InputError
+from core.files import atomic_write_bytes, atomic_write_text
+from core.rundir import RunDir, versions
+from potentials.catalog import needs_gpu
 
-SCHEDULERS = ("slurm", "pbs")
 TOKEN = re.compile(r"^[A-Za-z0-9_.:,@%+=/-]*$")
 TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 MEM = re.compile(r"^(\d+[KMGTkmgt]?[Bb]?)?$")
-GPU_FAMILIES = ("mace", "deepmd")
 CLUSTER_DIR = "cluster"
 
 
@@ -40,8 +43,26 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class GpuResources(Resources):
+    """Resources of a task whose potential runs on a GPU (MACE, DeePMD)."""
+
+    cpus_per_task: int = 8
+    gpus_per_task: int = 1
+    mem: str = "32G"
+
+
+@dataclass(frozen=True)
+class CpuResources(Resources):
+    """Resources of a task of a CPU potential (the classical baseline)."""
+
+    mem: str = "4G"
+
+
+@dataclass(frozen=True)
 class Site:
-    scheduler: str = "slurm"
+    """A cluster site file (``inputs/sites/generic-slurm.toml`` documents every key)."""
+
+    scheduler: Literal["slurm", "pbs"] = "slurm"
     partition: str = ""
     account: str = ""
     qos: str = ""
@@ -54,76 +75,45 @@ class Site:
     plugin_path: str = ""
     requeue_on_timeout: bool = True
     extra: tuple[str, ...] = ()
-    gpu: Resources = field(default_factory=lambda: Resources(8, 1, "32G"))
-    cpu: Resources = field(default_factory=lambda: Resources(1, 0, "4G"))
-    source: str = "<memory>"
+    gpu: GpuResources = field(default_factory=GpuResources)
+    cpu: CpuResources = field(default_factory=CpuResources)
+    source: str = field(default="<memory>", metadata={"from_file": False})
 
-
-def _no_control(src: str, key: str, value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InputError(f"{src}: {key}: control characters (newlines, tabs ...) are not allowed: {value!r}")
-    return value
+    def __post_init__(self) -> None:
+        src = self.source
+        for key in ("partition", "account", "qos", "time", "python", "lmp", "plugin_path", "modules", "setup",
+                    "extra"):
+            values = getattr(self, key)
+            for v in (values if isinstance(values, tuple) else (values,)):
+                if any(ord(c) < 32 or ord(c) == 127 for c in v):
+                    raise InputError(f"{src}: {key}: control characters (newlines, tabs ...) are not allowed: {v!r}")
+        for key in ("partition", "account", "qos"):
+            if not TOKEN.match(getattr(self, key)):
+                raise InputError(f"{src}: {key}: {getattr(self, key)!r} is not a plain name (letters, digits, "
+                                 "_.:,@%+=/-)")
+        if not TIME.match(self.time):
+            raise InputError(f"{src}: time: {self.time!r} is not a time limit like 24:00:00 or 2-00:00:00")
+        if self.max_parallel < 0:
+            raise InputError(f"{src}: max_parallel: expected a non-negative integer, got {self.max_parallel}")
+        for kind in ("gpu", "cpu"):
+            res: Resources = getattr(self, kind)
+            if not MEM.match(res.mem):
+                raise InputError(f"{src}: {kind}.mem: {res.mem!r} is not a size like 32G")
+            if res.cpus_per_task < 1:
+                raise InputError(f"{src}: {kind}.cpus_per_task: expected a positive integer")
+            if res.gpus_per_task < 0:
+                raise InputError(f"{src}: {kind}.gpus_per_task: expected a non-negative integer")
+        if not self.python.strip() or not self.lmp.strip():
+            raise InputError(f"{src}: python and lmp must name executables")
 
 
 def site_from_dict(d: dict, source: str = "<memory>") -> Site:
-    known = {f for f in Site.__dataclass_fields__ if f != "source"}
-    extra_keys = sorted(set(d) - known)
-    if extra_keys:
-        raise InputError(f"{source}: {extra_keys[0]}: unknown key; a site has {', '.join(sorted(known))}")
-    kw: dict = {}
-    for key in ("scheduler", "partition", "account", "qos", "time", "python", "lmp", "plugin_path"):
-        if key in d:
-            if not isinstance(d[key], str):
-                raise InputError(f"{source}: {key}: expected a string, got {d[key]!r}")
-            kw[key] = _no_control(source, key, d[key])
-    for key in ("modules", "setup", "extra"):
-        if key in d:
-            if not isinstance(d[key], list) or not all(isinstance(v, str) for v in d[key]):
-                raise InputError(f"{source}: {key}: expected a list of strings")
-            kw[key] = tuple(_no_control(source, key, v) for v in d[key])
-    if "max_parallel" in d:
-        if not isinstance(d["max_parallel"], int) or d["max_parallel"] < 0:
-            raise InputError(f"{source}: max_parallel: expected a non-negative integer")
-        kw["max_parallel"] = d["max_parallel"]
-    if "requeue_on_timeout" in d:
-        kw["requeue_on_timeout"] = bool(d["requeue_on_timeout"])
-    for kind in ("gpu", "cpu"):
-        if kind in d:
-            t = d[kind]
-            bad = sorted(set(t) - set(Resources.__dataclass_fields__))
-            if bad:
-                raise InputError(f"{source}: {kind}.{bad[0]}: unknown key; {kind} has cpus_per_task, gpus_per_task, mem")
-            for k in ("cpus_per_task", "gpus_per_task"):
-                if k in t and (not isinstance(t[k], int) or t[k] < 0 or (k == "cpus_per_task" and t[k] < 1)):
-                    raise InputError(f"{source}: {kind}.{k}: expected a {'positive' if k == 'cpus_per_task' else 'non-negative'} integer")
-            default = Site.__dataclass_fields__[kind].default_factory()
-            kw[kind] = Resources(t.get("cpus_per_task", default.cpus_per_task),
-                                 t.get("gpus_per_task", default.gpus_per_task), str(t.get("mem", default.mem)))
-    site = Site(source=source, **kw)
-    _validate(site)
-    return site
-
-
-def _validate(s: Site) -> None:
-    src = s.source
-    if s.scheduler not in SCHEDULERS:
-        raise InputError(f"{src}: scheduler: {s.scheduler!r} is not one of {SCHEDULERS}")
-    for key in ("partition", "account", "qos"):
-        if not TOKEN.match(getattr(s, key)):
-            raise InputError(f"{src}: {key}: {getattr(s, key)!r} is not a plain name (letters, digits, _.:,@%+=/-)")
-    if not TIME.match(s.time):
-        raise InputError(f"{src}: time: {s.time!r} is not a time limit like 24:00:00 or 2-00:00:00")
-    for kind in ("gpu", "cpu"):
-        if not MEM.match(getattr(s, kind).mem):
-            raise InputError(f"{src}: {kind}.mem: {getattr(s, kind).mem!r} is not a size like 32G")
-    if not s.python.strip() or not s.lmp.strip():
-        raise InputError(f"{src}: python and lmp must name executables")
+    return from_dict(Site, d, source)
 
 
 def load_site(name_or_path: str | Path) -> Site:
     """A built-in site by name (``generic-slurm``, ``generic-pbs``) or a site file by path."""
-    path = builtin_toml(name_or_path, "inputs.sites", "site")
-    return site_from_dict(read_toml(path, "site"), str(path))
+    return config.load(Site, name_or_path, "inputs.sites", "site")
 
 
 def _job_name(study: str, kind: str) -> str:
@@ -133,25 +123,22 @@ def _job_name(study: str, kind: str) -> str:
 
 def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> list[Path]:
     """Task lists, array job scripts and submit.sh for the run directories of one study."""
-    import json
-
-    from driver import summary as summ
     from templates import render
 
     study_dir = Path(study_dir)
     out = study_dir / CLUSTER_DIR
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[tuple[str, list[str]]]] = {"gpu": [], "cpu": []}
+    groups: dict[str, list[tuple[str, tuple[str, ...]]]] = {"gpu": [], "cpu": []}
     for d in run_dirs:
-        s = json.loads((Path(d) / "summary.json").read_text())
-        kind = "gpu" if s["potential_entry"]["family"] in GPU_FAMILIES else "cpu"
+        s = RunDir(d).read()
+        kind = "gpu" if needs_gpu(s.family) else "cpu"
         rel = str(Path(d).relative_to(study_dir))
         if "\0" in rel:
             raise InputError(f"run directory {rel!r} contains a NUL character")
-        groups[kind].append((rel, list(s.get("lammps_requirements", {}).get("args", []))))
+        groups[kind].append((rel, s.requirements.args))
     written, jobs = [], []
     study_name = study_dir.name
-    version = summ.versions().get("lif-diffusion", "dev")
+    version = versions().get("lif-diffusion", "dev")
     for kind, runs in groups.items():
         tasks = out / f"tasks-{kind}"
         script = out / f"job-{kind}.sh"

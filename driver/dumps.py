@@ -9,12 +9,13 @@ step, and drops a frame cut off by a crash.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from inputs.errors import AnalysisError
+from analysis.trajectory import dcd_header
+from core.errors import AnalysisError
+from core.files import atomic_copy
 
 
 @dataclass(frozen=True)
@@ -52,36 +53,35 @@ def first_step(path: Path) -> int | None:
 def merge_segments(segment_paths: list[Path], out: Path) -> Merged:
     """Write the segments, in order, as one monotonic trajectory to ``out`` (atomically)."""
     starts = [first_step(p) for p in segment_paths]
-    tmp = out.with_name(f".{out.name}.tmp")
-    frames, first, last = 0, None, None
-    with open(tmp, "w") as fh:
-        for i, path in enumerate(segment_paths):
-            later = [s for s in starts[i + 1:] if s is not None]
-            stop = min(later) if later else None
-            for step, lines in iter_frames(path):
-                if stop is not None and step >= stop:
-                    break
-                if last is not None and step <= last:
-                    continue
-                fh.writelines(lines)
-                frames += 1
-                first = step if first is None else first
-                last = step
-        fh.flush()
-        os.fsync(fh.fileno())
-    if frames == 0:
-        tmp.unlink()
-        raise AnalysisError(f"no complete frames in {[str(p) for p in segment_paths]}")
-    os.replace(tmp, out)
-    return Merged(frames, first, last)
+    merged: list[Merged] = []
+
+    def write(tmp: str) -> None:
+        frames, first, last = 0, None, None
+        with open(tmp, "w") as fh:
+            for i, path in enumerate(segment_paths):
+                later = [s for s in starts[i + 1:] if s is not None]
+                stop = min(later) if later else None
+                for step, lines in iter_frames(path):
+                    if stop is not None and step >= stop:
+                        break
+                    if last is not None and step <= last:
+                        continue
+                    fh.writelines(lines)
+                    frames += 1
+                    first = step if first is None else first
+                    last = step
+        if frames == 0:
+            raise AnalysisError(f"no complete frames in {[str(p) for p in segment_paths]}")
+        merged.append(Merged(frames, first, last))
+
+    atomic_copy(write, out)
+    return merged[0]
 
 
 def dcd_steps(path: Path) -> tuple[int, int, int]:
     """(first step, steps between frames, complete frames) of a LAMMPS DCD file, from its header."""
-    from MDAnalysis.lib.formats.libdcd import DCDFile
-
-    with DCDFile(str(path)) as f:
-        return int(f.header["istart"]), int(f.header["nsavc"]), int(f.n_frames)
+    h = dcd_header(path)
+    return h.istart, h.nsavc, h.n_frames
 
 
 def merge_dcd(segment_paths: list[Path], out: Path, chunk_frames: int = 2000) -> Merged:
@@ -93,50 +93,47 @@ def merge_dcd(segment_paths: list[Path], out: Path, chunk_frames: int = 2000) ->
     for p in segment_paths:
         try:
             heads.append(dcd_steps(p))
-        except (OSError, ValueError, RuntimeError):  # killed before its header was complete
+        except (OSError, ValueError, AnalysisError):  # killed before its header was complete
             heads.append(None)
     starts = [h[0] if h and h[2] > 0 else None for h in heads]
-    tmp = out.with_name(f".{out.name}.tmp")
-    frames, first, last, writer = 0, None, None, None
-    try:
-        for i, (path, head) in enumerate(zip(segment_paths, heads)):
-            if head is None or head[2] == 0:
-                continue
-            istart, nsavc, n = head
-            later = [s for s in starts[i + 1:] if s is not None]
-            stop = min(later) if later else None
-            with DCDFile(str(path)) as f:
-                if writer is None:
-                    writer = DCDFile(str(tmp), "w")
-                    writer.write_header(remarks="lif-diffusion merged trajectory", natoms=int(f.header["natoms"]),
-                                        istart=istart if last is None else last + nsavc, nsavc=nsavc,
-                                        delta=float(f.header["delta"]), is_periodic=bool(f.header["is_periodic"]))
-                for lo in range(0, n, chunk_frames):
-                    block = f.readframes(lo, min(n, lo + chunk_frames))
-                    for k in range(len(block.xyz)):
-                        step = istart + (lo + k) * nsavc
-                        if stop is not None and step >= stop:
-                            break
-                        if last is not None and step <= last:
-                            continue
-                        if last is not None and step != last + nsavc:
-                            raise AnalysisError(f"{path}: step {step} does not follow step {last} every {nsavc} "
-                                                "steps; cannot merge into one DCD")
-                        writer.write(block.xyz[k], block.unitcell[k])
-                        frames += 1
-                        first = step if first is None else first
-                        last = step
-        if writer is not None:
-            writer.close()
-            writer = None
+    merged: list[Merged] = []
+
+    def write(tmp: str) -> None:
+        frames, first, last, writer = 0, None, None, None
+        try:
+            for i, (path, head) in enumerate(zip(segment_paths, heads)):
+                if head is None or head[2] == 0:
+                    continue
+                istart, nsavc, n = head
+                later = [s for s in starts[i + 1:] if s is not None]
+                stop = min(later) if later else None
+                with DCDFile(str(path)) as f:
+                    if writer is None:
+                        writer = DCDFile(tmp, "w")
+                        writer.write_header(remarks="lif-diffusion merged trajectory", natoms=int(f.header["natoms"]),
+                                            istart=istart if last is None else last + nsavc, nsavc=nsavc,
+                                            delta=float(f.header["delta"]), is_periodic=bool(f.header["is_periodic"]))
+                    for lo in range(0, n, chunk_frames):
+                        block = f.readframes(lo, min(n, lo + chunk_frames))
+                        for k in range(len(block.xyz)):
+                            step = istart + (lo + k) * nsavc
+                            if stop is not None and step >= stop:
+                                break
+                            if last is not None and step <= last:
+                                continue
+                            if last is not None and step != last + nsavc:
+                                raise AnalysisError(f"{path}: step {step} does not follow step {last} every {nsavc} "
+                                                    "steps; cannot merge into one DCD")
+                            writer.write(block.xyz[k], block.unitcell[k])
+                            frames += 1
+                            first = step if first is None else first
+                            last = step
+        finally:
+            if writer is not None:
+                writer.close()
         if frames == 0:
             raise AnalysisError(f"no complete frames in {[str(p) for p in segment_paths]}")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
-    return Merged(frames, first, last)
+        merged.append(Merged(frames, first, last))
+
+    atomic_copy(write, out)
+    return merged[0]

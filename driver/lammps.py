@@ -19,8 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from inputs.errors import LammpsError
-from potentials.base import PairBlock
+from core.errors import LammpsError
+from core.rundir import Requirements
 
 _STYLE_SECTIONS = {"Atom styles": "atom", "Pair styles": "pair", "KSpace styles": "kspace", "Fix styles": "fix",
                    "Compute styles": "compute", "Command styles": "command"}
@@ -137,10 +137,10 @@ def _plugin_styles(executable: str) -> set[tuple[str, str]]:
     return {(m.group(1), m.group(2)) for m in re.finditer(r"^\s*\d+: (\w+) style plugin (\S+)", out, re.M)}
 
 
-def check_requirements(info: LammpsInfo, block: PairBlock, potential: str) -> None:
+def check_requirements(info: LammpsInfo, req: Requirements, potential: str) -> None:
     """Raise naming every package and style the potential needs that this LAMMPS lacks."""
-    missing = [f"package {p}" for p in block.packages if p not in info.packages]
-    missing += [f"{cat} style {st}" for cat, st in block.styles if not info.has_style(cat, st)]
+    missing = [f"package {p}" for p in req.packages if p not in info.packages]
+    missing += [f"{cat} style {st}" for cat, st in req.styles if not info.has_style(cat, st)]
     if missing:
         raise LammpsError(f"LAMMPS {info.executable} ({info.version}) cannot run potential {potential!r}: "
                           f"it lacks {', '.join(missing)}; `make lammps` builds one that has them, or point "

@@ -8,7 +8,6 @@ an unchanged study leaves started runs alone; a changed deck over a started run 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -17,33 +16,26 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from driver import summary as summ
-from inputs.errors import InputError, ModelMissingError, PotentialError
-from inputs.io import atomic_write_text, sha256_file
-from inputs.structure import TYPE_ORDER, Structure, check_cutoff, rocksalt_lif, with_defect, write_lammps_data, \
-    write_structure_json
+from core import rundir
+from core.config import to_dict
+from core.errors import InputError, ModelMissingError, PotentialError
+from core.files import atomic_write_text, sha256_file
+from core.rundir import RunDir, RunSummary
+from inputs.structure import (
+    TYPE_ORDER,
+    Structure,
+    check_cutoff,
+    rocksalt_lif,
+    with_defect,
+    write_lammps_data,
+    write_structure_json,
+)
 from inputs.study import Study
 from potentials.base import PairBlock
 from potentials.catalog import PotentialEntry, resolve
 from templates import render
 
 log = logging.getLogger(__name__)
-
-DECK = "in.lammps"
-DATA = "data.lmp"
-STRUCTURE = "structure.json"
-DUMP_PREFIX = "traj"
-CONFIG_PREFIX = "configs"  # configs.<segment>.dump: all atoms, when md.config_interval_ps > 0
-DUMP = "traj.dump"
-#: trajectory file suffix per md.dump_format
-DUMP_SUFFIX = {"text": "dump", "dcd": "dcd"}
-
-
-def trajectory_file(dump_format: str) -> str:
-    """The merged Li trajectory of a finished run: traj.dump (text) or traj.dcd."""
-    return f"{DUMP_PREFIX}.{DUMP_SUFFIX[dump_format]}"
-RESTART_FILES = ("restart.a.bin", "restart.b.bin")
-FINAL_RESTART = "final.restart"
 
 
 def temperature_label(t: float) -> str:
@@ -80,12 +72,11 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
     return {
         "title": f"NVT {run.potential} {run.temperature_k:g} K seed {run.seed}: "
                  f"LiF {'x'.join(map(str, study.system.supercell))} with {study.system.defect}",
-        "version": summ.versions().get("lif-diffusion", "dev"),
         "study": study.name,
-        "deck_name": DECK,
+        "deck_name": rundir.DECK,
         "potential": run.potential,
         "atom_style": "charge" if block.charges is not None else "atomic",
-        "data_file": DATA,
+        "data_file": rundir.DATA,
         "pair_lines": block.lines,
         "li_type": TYPE_ORDER.index("Li") + 1,
         "timestep_ps": md.timestep_fs / 1000.0,
@@ -94,15 +85,16 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
         "seed": run.seed,
         "thermo_every": md.steps(md.thermo_interval_ps, "thermo_interval_ps"),
         "restart_every": md.steps(md.restart_interval_ps, "restart_interval_ps"),
-        "restart_files": RESTART_FILES,
+        "restart_files": rundir.RESTART_FILES,
         "equilibration_end_step": eq_end,
         "production_end_step": eq_end + md.steps(md.production_ps, "production_ps"),
         "dump_every": md.steps(md.dump_interval_ps, "dump_interval_ps"),
-        "dump_prefix": DUMP_PREFIX,
+        "dump_prefix": rundir.TRAJECTORY_PREFIX,
         "dump_format": md.dump_format,
         "config_every": md.steps(md.config_interval_ps, "config_interval_ps"),
-        "config_prefix": CONFIG_PREFIX,
-        "final_restart": FINAL_RESTART,
+        "config_prefix": rundir.CONFIG_PREFIX,
+        "final_restart": rundir.FINAL_RESTART,
+        "done_mark": rundir.DONE_MARK,
     }
 
 
@@ -111,11 +103,15 @@ def render_deck(study: Study, run: RunSpec, block: PairBlock) -> str:
 
 
 def study_config(study: Study) -> dict:
-    d = dataclasses.asdict(study)
-    d["md_steps"] = {k: study.md.steps(getattr(study.md, k), k) for k in
-                     ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps",
-                      "restart_interval_ps")}
+    """The resolved study as the run summary keeps it (read back with inputs.study.study_of)."""
+    d = to_dict(study)
+    d.pop("source")  # where it was read from: the summary's study_source
     return d
+
+
+def total_steps(study: Study) -> int:
+    md = study.md
+    return md.steps(md.equilibration_ps, "equilibration_ps") + md.steps(md.production_ps, "production_ps")
 
 
 def resolve_potentials(study: Study, structure: Structure, accelerator: str = "cpu"
@@ -173,49 +169,41 @@ def fingerprint(deck: str, structure: Structure, block: PairBlock, file_sums: di
 
 
 def _check_existing(run_dir: Path, print_: str) -> None:
-    if not (run_dir / summ.SUMMARY).exists():
+    run = RunDir(run_dir)
+    if not run.exists():
         return
-    s = summ.read_summary(run_dir)
-    if s.get("fingerprint") != print_ and s.get("status") != "rendered":
-        raise InputError(f"{run_dir} already holds a {s.get('status')} run of a different deck, structure or "
+    s = run.read()
+    if s.fingerprint != print_ and s.status != "rendered":
+        raise InputError(f"{run_dir} already holds a {s.status} run of a different deck, structure or "
                          f"model; render the changed study under a new name or remove that directory")
 
 
 def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: Structure,
                entry: PotentialEntry, block: PairBlock, print_: str, file_sums: dict[str, str]) -> Path:
-    if (run_dir / summ.SUMMARY).exists() and summ.read_summary(run_dir).get("fingerprint") == print_:
+    if RunDir(run_dir).exists() and RunDir(run_dir).read().fingerprint == print_:
         return run_dir  # unchanged: leave a started or finished run alone
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    stage = RunDir(Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent)))
     try:
-        atomic_write_text(stage / DECK, deck)
-        write_lammps_data(structure, stage / DATA, charges=block.charges, type_order=TYPE_ORDER)
-        write_structure_json(structure, stage / STRUCTURE)
-        summary = {
-            "status": "rendered",
-            "fingerprint": print_,
-            "created": summ.now(),
-            "study": study.name,
-            "study_source": study.source,
-            "potential": run.potential,
-            "temperature_k": run.temperature_k,
-            "seed": run.seed,
-            "config": study_config(study),
-            "structure": structure.describe(),
-            "potential_entry": {"name": entry.name, "family": entry.family, "description": entry.description,
-                                "source": entry.source, "catalog": entry.catalog, "params": entry.params},
-            "lammps_requirements": {"packages": list(block.packages), "styles": [list(s) for s in block.styles],
-                                    "args": list(block.lmp_args)},
-            "inputs": {name: {"sha256": sha256_file(stage / name)} for name in (DECK, DATA)}
+        atomic_write_text(stage.deck, deck)
+        write_lammps_data(structure, stage.data, charges=block.charges, type_order=TYPE_ORDER)
+        write_structure_json(structure, stage.structure_file)
+        md = study.md
+        summary = RunSummary(
+            status="rendered", fingerprint=print_, created=rundir.now(), study=study.name,
+            study_source=study.source, potential=run.potential, family=entry.family,
+            temperature_k=run.temperature_k, seed=run.seed, timestep_fs=md.timestep_fs,
+            total_steps=total_steps(study),
+            dump_format=md.dump_format, config=study_config(study), structure=structure.describe(),
+            potential_entry=json.loads(json.dumps(entry.record(), default=str)), requirements=block.requirements,
+            inputs={p.name: {"sha256": sha256_file(p)} for p in (stage.deck, stage.data)}
             | {Path(f).name: {"path": f, "sha256": digest} for f, digest in file_sums.items()},
-            "versions": summ.versions(),
-            "git": summ.git_revision(),
-        }
-        summ.write_summary(stage, json.loads(json.dumps(summary, default=str)))
+            versions=rundir.versions(), git=rundir.git_revision())
+        stage.write(summary)
         if run_dir.exists():  # a rendered-only run whose deck changed: replace it whole
             shutil.rmtree(run_dir)
-        stage.rename(run_dir)
+        stage.path.rename(run_dir)
     finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+        if stage.path.exists():
+            shutil.rmtree(stage.path, ignore_errors=True)
     return run_dir

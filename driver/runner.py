@@ -11,6 +11,7 @@ run is never rerun.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import subprocess
@@ -20,15 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from core import rundir
+from core.errors import LammpsError, LifDiffusionError
+from core.rundir import DONE_MARK, LammpsUsed, Outputs, Requirements, RunDir, RunSummary
 from driver import dumps
-from driver import summary as summ
 from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
-from driver.render import DECK, DUMP_PREFIX, DUMP_SUFFIX, FINAL_RESTART, RESTART_FILES, trajectory_file
-from inputs.errors import LammpsError, LifDiffusionError
-from potentials.base import PairBlock
 
-LOCK = ".lock"
-DONE_MARK = "LIF_DIFFUSION_DONE"
+log = logging.getLogger(__name__)
 _THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
 _NONFINITE = re.compile(r"(?<![A-Za-z])[-+]?(nan|inf)(?![A-Za-z])", re.I)
 
@@ -56,13 +55,13 @@ def classify_failure(message: str) -> str:
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    fh = open(run_dir / LOCK, "a+")
+def run_lock(run: RunDir) -> Iterator[None]:
+    fh = open(run.lock_file, "a+")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
-        raise LammpsError(f"{run_dir} is being run by another driver (lock {run_dir / LOCK} is held)") from None
+        raise LammpsError(f"{run} is being run by another driver (lock {run.lock_file} is held)") from None
     try:
         fh.seek(0), fh.truncate(), fh.write(f"{os.getpid()}\n"), fh.flush()
         yield
@@ -71,136 +70,100 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
-def _format(s: dict) -> str:
-    return s.get("config", {}).get("md", {}).get("dump_format", "text")
-
-
-def segment_file(run_dir: Path, k: int, fmt: str = "text") -> Path:
-    return run_dir / f"{DUMP_PREFIX}.{k}.{DUMP_SUFFIX[fmt]}"
-
-
-def segments(run_dir: Path, fmt: str = "text") -> list[int]:
-    out = []
-    suffix = f".{DUMP_SUFFIX[fmt]}"
-    for p in run_dir.glob(f"{DUMP_PREFIX}.*{suffix}"):
-        k = p.name[len(DUMP_PREFIX) + 1:-len(suffix)]
-        if k.isdigit():
-            out.append(int(k))
-    return sorted(out)
-
-
-def restart_candidates(run_dir: Path) -> list[Path]:
-    """Restart files, newest first."""
-    files = [run_dir / f for f in RESTART_FILES if (run_dir / f).is_file() and (run_dir / f).stat().st_size > 0]
-    return sorted(files, key=lambda p: p.stat().st_mtime_ns, reverse=True)
-
-
-def _block_from_summary(s: dict) -> PairBlock:
-    req = s.get("lammps_requirements", {})
-    return PairBlock(lines=(), elements=(), cutoff_angstrom=0.0, packages=tuple(req.get("packages", ())),
-                     styles=tuple(tuple(x) for x in req.get("styles", ())), lmp_args=tuple(req.get("args", ())))
-
-
-def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1, position: int = 0) -> dict:
+def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1, position: int = 0) -> RunSummary:
     """Run (or resume) one run directory to completion. Returns its summary; raises LammpsError on failure."""
-    run_dir = Path(run_dir)
-    s = summ.read_summary(run_dir)
-    if s.get("status") == "finished" and (run_dir / trajectory_file(_format(s))).exists():
+    run = RunDir(run_dir)
+    s = run.read()
+    if run.is_finished(s):
         return s
     info = lammps_info(lmp)
-    block = _block_from_summary(s)
-    check_requirements(info, block, s["potential"])
-    with run_lock(run_dir):
-        return _run_locked(run_dir, s, info, block, progress, threads, position)
+    check_requirements(info, s.requirements, s.potential)
+    with run_lock(run):
+        return _run_locked(run, s, info, progress, threads, position)
 
 
-def _run_locked(run_dir: Path, s: dict, info: LammpsInfo, block: PairBlock, progress: bool, threads: int,
-                position: int) -> dict:
-    total = int(s["config"]["md_steps"]["equilibration_ps"] + s["config"]["md_steps"]["production_ps"])
-    fmt = _format(s)
-    segs = segments(run_dir, fmt)
-    restarts = restart_candidates(run_dir)
+def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, threads: int,
+                position: int) -> RunSummary:
+    fmt = s.dump_format
+    segs = run.segments(fmt)
+    restarts = run.restarts()
     if segs and not restarts:  # killed before the first restart: nothing to resume from
         for k in segs:
-            segment_file(run_dir, k, fmt).unlink()
+            run.segment(k, fmt).unlink()
         segs = []
-    logs = [int(p.name.split(".")[1]) for p in run_dir.glob("log.*.lammps") if p.name.split(".")[1].isdigit()]
+    logs = [int(p.name.split(".")[1]) for p in run.logs()]
     segment = max(segs + logs) + 1 if segs or logs else 0  # never reuse a segment number: logs are kept
     attempts = [None] if not restarts else restarts
-    s = summ.update_summary(run_dir, status="running", started=summ.now(), pid=os.getpid(),
-                            lammps={"executable": info.executable, "version": info.version}, error=None,
-                            failure_class=None)
+    s = run.update(status="running", started=rundir.now(), pid=os.getpid(),
+                   lammps=LammpsUsed(info.executable, info.version), error=None, failure_class=None)
     t0 = time.monotonic()
     err = None
     for restart in attempts:
-        rc, err, last_step = _lammps(run_dir, info.executable, block, segment, restart, total, progress, threads,
-                                       position)
+        rc, err, last_step = _lammps(run, info.executable, s.requirements, segment, restart, s.total_steps, progress,
+                                     threads, position)
         if rc == 0 and err is None:
             break
         if restart is not None and "restart" in (err or "").lower():
-            segment_file(run_dir, segment, fmt).unlink(missing_ok=True)
+            run.segment(segment, fmt).unlink(missing_ok=True)
             continue  # unreadable restart (killed while writing it): try the older one
         break
     wall = time.monotonic() - t0
     if err is not None:
         killed = rc is not None and rc < 0
         kind = classify_failure(err)
-        summ.update_summary(run_dir, status="interrupted" if killed else "failed", failure_class=kind,
-                            error=f"{err} (the run can be resumed)" if killed else err, wall_s=round(wall, 3))
-        raise LammpsError(f"{run_dir}: LAMMPS failed ({kind}): {err} (see {run_dir}/log.{segment}.lammps)")
+        run.update(status="interrupted" if killed else "failed", failure_class=kind,
+                   error=f"{err} (the run can be resumed)" if killed else err, wall_s=round(wall, 3))
+        raise LammpsError(f"{run}: LAMMPS failed ({kind}): {err} (see {run.log(segment)})")
     # an earlier merge killed before the run was marked finished may have deleted some segments: its merged
     # trajectory goes first (merging keeps each frame once, by step)
-    out = run_dir / trajectory_file(fmt)
-    parts = ([out] if out.is_file() else []) + [segment_file(run_dir, k, fmt) for k in segments(run_dir, fmt)]
+    out = run.trajectory(fmt)
+    parts = ([out] if out.is_file() else []) + [run.segment(k, fmt) for k in run.segments(fmt)]
     merged = (dumps.merge_dcd if fmt == "dcd" else dumps.merge_segments)(parts, out)
-    for k in segments(run_dir, fmt):
-        segment_file(run_dir, k, fmt).unlink()
-    return summ.update_summary(
-        run_dir, status="finished", finished=summ.now(), wall_s=round(wall, 3),
-        outputs={"dump": out.name, "format": fmt, "frames": merged.frames, "first_step": merged.first_step,
-                 "last_step": merged.last_step, "final_restart": FINAL_RESTART,
-                 "logs": sorted(p.name for p in run_dir.glob("log.*.lammps"))},
+    for k in run.segments(fmt):
+        run.segment(k, fmt).unlink()
+    return run.update(
+        status="finished", finished=rundir.now(), wall_s=round(wall, 3),
+        outputs=Outputs(trajectory=out.name, format=fmt, frames=merged.frames, first_step=merged.first_step,
+                        last_step=merged.last_step, final_restart=rundir.FINAL_RESTART,
+                        logs=tuple(p.name for p in run.logs())),
         segments=segment + 1)
 
 
-def progress_of(run_dir: Path, summary: dict) -> tuple[int, int, float | None]:
+def progress_of(run: RunDir, summary: RunSummary) -> tuple[int, int, float | None]:
     """(last step LAMMPS printed, total steps, seconds since the newest log was written), from the files alone."""
-    import time as _time
-
-    md = summary.get("config", {}).get("md_steps", {})
-    total = int(md.get("equilibration_ps", 0) + md.get("production_ps", 0))
-    if summary.get("status") == "finished":
+    total = summary.total_steps
+    if summary.done:
         return total, total, None
-    logs = sorted(run_dir.glob("log.*.lammps"), key=lambda p: p.stat().st_mtime_ns)
+    logs = sorted(run.logs(), key=lambda p: p.stat().st_mtime_ns)
     if not logs:
         return 0, total, None
     step = 0
-    for log in logs:
-        with open(log, "rb") as fh:
-            fh.seek(max(0, log.stat().st_size - 65536))
+    for log_file in logs:
+        with open(log_file, "rb") as fh:
+            fh.seek(max(0, log_file.stat().st_size - 65536))
             for line in fh.read().decode("utf-8", "replace").splitlines():
                 m = _THERMO.match(line)
                 if m:
                     step = max(step, int(m.group(1)))
-    return step, total, _time.time() - logs[-1].stat().st_mtime
+    return step, total, time.time() - logs[-1].stat().st_mtime
 
 
-def lammps_command(lmp: str, block_args: tuple[str, ...], segment: int, restart: Path | None) -> list[str]:
-    cmd = [lmp, "-in", DECK, "-log", f"log.{segment}.lammps", "-var", "segment", str(segment), *block_args]
+def lammps_command(lmp: str, args: tuple[str, ...], segment: int, restart: Path | None) -> list[str]:
+    cmd = [lmp, "-in", rundir.DECK, "-log", RunDir(".").log(segment).name, "-var", "segment", str(segment), *args]
     if restart is not None:
         cmd += ["-var", "resume", "1", "-var", "restart_from", restart.name]
     return cmd
 
 
-def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Path | None, total: int,
+def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Path | None, total: int,
             progress: bool, threads: int, position: int) -> tuple[int, str | None, int]:
-    cmd = lammps_command(lmp, block.lmp_args, segment, restart)
+    cmd = lammps_command(lmp, req.args, segment, restart)
     env = lammps_env(lmp)
     env["OMP_NUM_THREADS"] = str(threads)
     tail: deque[str] = deque(maxlen=40)
     last_step, done = 0, False
-    bar = _progress_bar(total, str(run_dir), progress, position)
-    proc = subprocess.Popen(cmd, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    bar = _progress_bar(total, str(run), progress, position)
+    proc = subprocess.Popen(cmd, cwd=run.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, bufsize=1)
     try:
         assert proc.stdout is not None
@@ -228,8 +191,7 @@ def _lammps(run_dir: Path, lmp: str, block: PairBlock, segment: int, restart: Pa
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        summ.update_summary(run_dir, status="interrupted", failure_class="interrupted",
-                            error="interrupted (the run can be resumed)")
+        run.update(status="interrupted", failure_class="interrupted", error="interrupted (the run can be resumed)")
         raise
     finally:
         if bar is not None:
@@ -257,7 +219,6 @@ def run_many(paths: list[Path], lmp: str, *, jobs: int | None = None, threads: i
              progress: bool = True) -> list[str]:
     """Run (or resume) each run directory, ``jobs`` at once (default: cores / threads); the errors of the runs
     that failed (the others go on)."""
-    import sys
     from concurrent.futures import ThreadPoolExecutor
 
     failed: list[str] = []
@@ -271,7 +232,7 @@ def run_many(paths: list[Path], lmp: str, *, jobs: int | None = None, threads: i
             run_one(p, lmp, progress=progress, threads=threads, position=i % jobs)
         except LifDiffusionError as e:
             failed.append(str(e))
-            print(f"error: {e}", file=sys.stderr)
+            log.error("%s", e)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is a LAMMPS process; threads only wait
         list(pool.map(one, enumerate(paths)))

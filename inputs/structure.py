@@ -18,8 +18,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from inputs.errors import InputError
-from inputs.io import atomic_write_text
+from core.errors import InputError
+from core.files import atomic_write_text
 
 DefectKind = Literal["none", "interstitial", "vacancy", "frenkel"]
 DEFECT_KINDS: tuple[str, ...] = get_args(DefectKind)

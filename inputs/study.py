@@ -10,13 +10,15 @@ Errors name the file and the field.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from inputs.errors import InputError
-from inputs.io import builtin_names, builtin_toml, read_toml
-from inputs.structure import DEFECT_KINDS
+from core import config
+from core.config import builtin_names, from_dict
+from core.errors import InputError
+from core.rundir import DumpFormat
+from inputs.structure import DefectKind
 
 Selection = Literal["li", "defect"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
@@ -26,10 +28,7 @@ SELECTIONS: tuple[str, ...] = get_args(Selection)
 class SystemSpec:
     lattice_constant_angstrom: float
     supercell: tuple[int, int, int]
-    defect: str = "interstitial"
-
-
-DUMP_FORMATS = ("text", "dcd")
+    defect: DefectKind = "interstitial"
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class MDSpec:
     restart_interval_ps: float
     thermostat_damping_ps: float = 0.1
     config_interval_ps: float = 0.0  # > 0: also dump all atoms this often (configs.*.dump), e.g. for selfgen
-    dump_format: str = "text"  # the Li trajectory: text (traj.dump, id type xu yu zu) | dcd (traj.dcd, unwrapped)
+    dump_format: DumpFormat = "text"  # the Li trajectory: text (traj.dump, id type xu yu zu) | dcd (traj.dcd, unwrapped)
 
     def steps(self, time_ps: float, what: str) -> int:
         """``time_ps`` as a whole number of timesteps; raises if it is not one."""
@@ -58,7 +57,7 @@ class MDSpec:
 class AnalysisSpec:
     """How D is estimated. The fit window is a fraction of a block's length (see analysis.diffusion)."""
 
-    selection: str = "li"
+    selection: Selection = "li"
     n_blocks: int = 5
     fit_start_fraction: float = 0.1
     fit_end_fraction: float = 0.5
@@ -67,14 +66,14 @@ class AnalysisSpec:
 @dataclass(frozen=True)
 class Study:
     name: str
-    description: str
     potentials: tuple[str, ...]
     temperatures_k: tuple[float, ...]
     seeds: tuple[int, ...]
     system: SystemSpec
     md: MDSpec
-    analysis: AnalysisSpec
-    source: str = "<memory>"
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    description: str = ""
+    source: str = field(default="<memory>", metadata={"from_file": False})
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -127,8 +126,6 @@ def _validate(s: Study) -> None:
         raise _fail(s, "system.lattice_constant_angstrom", "must be a positive length in Å")
     if len(sy.supercell) != 3 or any(n < 1 for n in sy.supercell):
         raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
-    if sy.defect not in DEFECT_KINDS:
-        raise _fail(s, "system.defect", f"{sy.defect!r} is not one of {', '.join(DEFECT_KINDS)}")
     md = s.md
     for name in ("timestep_fs", "equilibration_ps", "production_ps", "dump_interval_ps",
                  "thermo_interval_ps", "restart_interval_ps", "thermostat_damping_ps"):
@@ -138,8 +135,6 @@ def _validate(s: Study) -> None:
     for name in ("dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
         if getattr(md, name) > md.production_ps:
             raise _fail(s, f"md.{name}", f"{getattr(md, name)} ps is longer than md.production_ps = {md.production_ps} ps")
-    if md.dump_format not in DUMP_FORMATS:
-        raise _fail(s, "md.dump_format", f"{md.dump_format!r} is not one of {', '.join(DUMP_FORMATS)}")
     if not math.isfinite(md.config_interval_ps) or md.config_interval_ps < 0 \
             or md.config_interval_ps > md.production_ps:
         raise _fail(s, "md.config_interval_ps", f"must be 0 (off) or in (0, production_ps], got {md.config_interval_ps}")
@@ -151,8 +146,6 @@ def _validate(s: Study) -> None:
             raise _fail(s, f"md.{name}", str(e).split(": ", 1)[-1]) from None
     n_frames = md.steps(md.production_ps, "production_ps") // md.steps(md.dump_interval_ps, "dump_interval_ps")
     an = s.analysis
-    if an.selection not in SELECTIONS:
-        raise _fail(s, "analysis.selection", f"{an.selection!r} is not one of {', '.join(SELECTIONS)}")
     if an.selection == "defect" and sy.defect not in ("interstitial", "frenkel"):
         raise _fail(s, "analysis.selection", f"'defect' needs an interstitial atom, but system.defect is {sy.defect!r}")
     if an.n_blocks < 1:
@@ -163,75 +156,16 @@ def _validate(s: Study) -> None:
         raise _fail(s, "md.dump_interval_ps", f"{n_frames} frames make blocks of fewer than 10 frames; dump more often")
 
 
-# --- reading TOML ------------------------------------------------------------------------------------------
-
-_SECTIONS = {"system": SystemSpec, "md": MDSpec, "analysis": AnalysisSpec}
-_TOP = ("name", "description", "potentials", "temperatures_k", "seeds")
-
-
-def _typed(src: str, where: str, value: Any, kind: type) -> Any:
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(src, where, f"expected a number, got {value!r}")
-        return float(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(src, where, f"expected an integer, got {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise _fail(src, where, f"expected a string, got {value!r}")
-        return value
-    raise AssertionError(kind)
-
-
-def _list(src: str, where: str, value: Any, kind: type) -> tuple:
-    if not isinstance(value, list):
-        raise _fail(src, where, f"expected a list, got {value!r}")
-    return tuple(_typed(src, f"{where}[{i}]", v, kind) for i, v in enumerate(value))
-
-
-_FIELD_KINDS: dict[str, type] = {"supercell": int, "potentials": str, "temperatures_k": float, "seeds": int}
-
-
-def _section(src: str, name: str, table: Any, cls: type) -> Any:
-    if not isinstance(table, dict):
-        raise _fail(src, name, "expected a table")
-    known = {f.name: f for f in fields(cls)}
-    extra = sorted(set(table) - set(known))
-    if extra:
-        raise _fail(src, f"{name}.{extra[0]}", f"unknown key; {name} takes {', '.join(known)}")
-    kw = {}
-    for fname, f in known.items():
-        if fname not in table:
-            if f.default is MISSING:
-                raise _fail(src, f"{name}.{fname}", "missing (required)")
-            continue
-        kind = {"float": float, "int": int, "str": str}.get(str(f.type).split("[")[0], None)
-        if fname in _FIELD_KINDS:
-            kw[fname] = _list(src, f"{name}.{fname}", table[fname], _FIELD_KINDS[fname])
-        else:
-            kw[fname] = _typed(src, f"{name}.{fname}", table[fname], kind or str)
-    return cls(**kw)
-
+# --- reading ------------------------------------------------------------------------------------------------
 
 def study_from_dict(data: dict, source: str = "<memory>") -> Study:
-    extra = sorted(set(data) - set(_TOP) - set(_SECTIONS))
-    if extra:
-        raise _fail(source, extra[0], f"unknown key; a study has {', '.join(_TOP + tuple(_SECTIONS))}")
-    for key in ("name", "potentials", "temperatures_k", "seeds", "system", "md"):
-        if key not in data:
-            raise _fail(source, key, "missing (required)")
-    kw: dict[str, Any] = {
-        "name": _typed(source, "name", data["name"], str),
-        "description": _typed(source, "description", data.get("description", ""), str),
-        "potentials": _list(source, "potentials", data["potentials"], str),
-        "temperatures_k": _list(source, "temperatures_k", data["temperatures_k"], float),
-        "seeds": _list(source, "seeds", data["seeds"], int),
-    }
-    for name, cls in _SECTIONS.items():
-        kw[name] = _section(source, name, data.get(name, {}), cls)
-    return Study(source=source, **kw)
+    """A study from a parsed table (TOML file, or a run summary's ``config``), strictly (see core.config)."""
+    return from_dict(Study, data, source)
+
+
+def study_of(config: dict, source: str) -> Study:
+    """The typed study a run summary's ``config`` records."""
+    return study_from_dict(config, source)
 
 
 def builtin_studies() -> list[str]:
@@ -240,6 +174,4 @@ def builtin_studies() -> list[str]:
 
 def load_study(name_or_path: str | Path) -> Study:
     """A built-in study by name (``default``, ``paper``) or a study file by path."""
-    path = builtin_toml(name_or_path, "inputs.studies", "study")
-    data = read_toml(path, "study")
-    return study_from_dict(data, source=str(path))
+    return config.load(Study, name_or_path, "inputs.studies", "study")

@@ -1,10 +1,9 @@
 """The potential catalog: a name -> family, parameters and files, read from ``potentials/catalog.toml``.
 
-Models trained by ``python -m potentials.finetune`` register themselves as one TOML file each in
-``<cache>/catalog.d/`` (see :mod:`potentials.registry`). A user catalog can be added with the environment variable
-``LIF_DIFFUSION_CATALOG`` (a TOML file in the same format). Later sources override earlier ones of the same name:
-built-in, then trained, then the user's. Each family is an adapter module with a
-``pair_block(entry, type_order)`` function, registered in :data:`FAMILIES` and imported only when used.
+Other sources extend it, later ones overriding earlier ones of the same name: the built-in file, then one TOML
+file per trained model in ``<cache>/catalog.d/`` (written by :mod:`finetune.registry`), then a user catalog named
+by the environment variable ``LIF_DIFFUSION_CATALOG`` (same format). Each family is a module (see
+:mod:`potentials.base`) registered in :data:`FAMILIES` and imported only when used.
 """
 
 from __future__ import annotations
@@ -15,12 +14,14 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from inputs.errors import PotentialError
+from core.errors import ModelMissingError, PotentialError
+from core.files import cache_dir
 from potentials.base import PairBlock
 
-#: family -> module implementing ``pair_block``. Add a family by adding a line here.
+#: family -> module implementing it (see potentials.base). Add a family by adding a line here.
 FAMILIES: dict[str, str] = {
     "classical": "potentials.classical",
     "mace": "potentials.mace",
@@ -37,6 +38,21 @@ class PotentialEntry:
     elements: tuple[str, ...]
     params: dict[str, Any]
     catalog: str
+
+    def record(self) -> dict[str, Any]:
+        """The entry as the run summary keeps it (provenance)."""
+        return {"name": self.name, "family": self.family, "description": self.description, "source": self.source,
+                "catalog": self.catalog, "elements": list(self.elements), "params": self.params}
+
+
+def trained_catalog_dir() -> Path:
+    """Where trained models register their catalog entries (one TOML file each)."""
+    return cache_dir() / "catalog.d"
+
+
+def models_dir() -> Path:
+    """Where relative ``model`` paths of catalog entries are looked up."""
+    return cache_dir() / "models"
 
 
 def _read(path: Path) -> dict[str, PotentialEntry]:
@@ -55,10 +71,8 @@ def _read(path: Path) -> dict[str, PotentialEntry]:
 
 
 def load_catalog() -> dict[str, PotentialEntry]:
-    from potentials.registry import catalog_dir
-
     entries = _read(Path(str(resources.files("potentials").joinpath("catalog.toml"))))
-    for path in sorted(catalog_dir().glob("*.toml")):
+    for path in sorted(trained_catalog_dir().glob("*.toml")):
         entries.update(_read(path))
     extra = os.environ.get("LIF_DIFFUSION_CATALOG")
     if extra:
@@ -73,15 +87,43 @@ def get_entry(name: str) -> PotentialEntry:
     return catalog[name]
 
 
+def family(name: str) -> ModuleType:
+    """The module of a family (see :mod:`potentials.base` for what it provides)."""
+    if name not in FAMILIES:
+        raise PotentialError(f"family {name!r} is not supported by this build; supported families: "
+                             f"{', '.join(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name])
+
+
+def family_of(entry: PotentialEntry) -> ModuleType:
+    if entry.family not in FAMILIES:
+        raise PotentialError(f"potential {entry.name!r} has family {entry.family!r}, which this build does not "
+                             f"support; supported families: {', '.join(FAMILIES)}")
+    return family(entry.family)
+
+
+def needs_gpu(family_name: str) -> bool:
+    """Whether runs of this family go to GPU nodes on a cluster."""
+    return bool(family(family_name).NEEDS_GPU)
+
+
+def catalog_model_path(potential: str, value: str) -> Path:
+    """A catalog ``model`` value as an existing file: ``~`` and ``$VARS`` expanded, relative paths taken in
+    ``<cache>/models/``. Raises :class:`ModelMissingError` (the study then runs its other potentials)."""
+    path = Path(os.path.expandvars(os.path.expanduser(str(value))))
+    if not path.is_absolute():
+        path = models_dir() / path
+    if not path.is_file():
+        raise ModelMissingError(f"potential {potential!r}: model file {path} does not exist")
+    return path
+
+
 def resolve(name: str, type_order: tuple[str, ...], accelerator: str = "cpu") -> tuple[PotentialEntry, PairBlock]:
     """The catalog entry and pair block for ``name``, checked against the structure's element order."""
     entry = get_entry(name)
-    if entry.family not in FAMILIES:
-        raise PotentialError(f"potential {name!r} has family {entry.family!r}, which this build does not support; "
-                             f"supported families: {', '.join(FAMILIES)}")
+    module = family_of(entry)
     missing = [e for e in type_order if e not in entry.elements]
     if missing:
         raise PotentialError(f"potential {name!r} covers elements {list(entry.elements)}, not {missing} "
                              f"that the structure has (LAMMPS types {list(type_order)})")
-    block = importlib.import_module(FAMILIES[entry.family]).pair_block(entry, type_order, accelerator)
-    return entry, block
+    return entry, module.pair_block(entry, type_order, accelerator)

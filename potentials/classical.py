@@ -6,14 +6,30 @@ and the forces disagree by ~2% in a finite-difference check.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import PotentialError
+from core.rundir import Requirements
 from potentials.base import PairBlock
-from potentials.catalog import PotentialEntry
-from inputs.errors import PotentialError
+
+if TYPE_CHECKING:
+    from potentials.catalog import PotentialEntry
 
 KSPACE_STYLES = ("ewald", "pppm")
+NEEDS_GPU = False
 
 
-def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
+def model_file(entry: "PotentialEntry") -> Path | None:
+    return None  # parameters live in the catalog
+
+
+def ase_calculator(entry: "PotentialEntry", device: str = "cpu"):
+    raise PotentialError(f"potential {entry.name!r} is a classical catalog model: it has no ASE calculator here "
+                         "(validation and parity checks take mace or deepmd models)")
+
+
+def pair_block(entry: "PotentialEntry", type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
     p = entry.params
     try:
         cutoff = float(p["cutoff_angstrom"])
@@ -36,6 +52,5 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: 
         elements=tuple(entry.elements),
         cutoff_angstrom=cutoff,
         charges=charges,
-        packages=("KSPACE",),
-        styles=(("pair", "born/coul/long"), ("kspace", kspace)),
+        requirements=Requirements(packages=("KSPACE",), styles=(("pair", "born/coul/long"), ("kspace", kspace))),
     )

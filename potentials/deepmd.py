@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inputs.errors import PotentialError
+from core.errors import PotentialError
+from core.rundir import Requirements
 from potentials.base import PairBlock
-from potentials.catalog import PotentialEntry
-from potentials.files import catalog_model_path
+from potentials.catalog import PotentialEntry, catalog_model_path
 
 SUFFIXES = (".pth", ".pb")
+NEEDS_GPU = True
 
 
 def model_file(entry: PotentialEntry) -> Path:
@@ -47,6 +48,16 @@ def inspect_model(path: Path) -> tuple[tuple[str, ...], float]:
         raise PotentialError(f"{path} is not a readable DeePMD model ({type(e).__name__}: {e})") from None
 
 
+def ase_calculator(entry: PotentialEntry, device: str = "cpu"):
+    """DeePMD-kit's own ASE calculator for the entry's model, independent of LAMMPS (its device follows
+    CUDA_VISIBLE_DEVICES, as DeePMD-kit decides)."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # see inspect_model
+    os.environ.setdefault("DP_INFER_BATCH_SIZE", "1024")  # its default; set, DeePMD-kit stops warning
+    from deepmd.calculator import DP
+
+    return DP(str(model_file(entry)))
+
+
 def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
     path = model_file(entry)
     type_map, rcut = inspect_model(path)
@@ -57,7 +68,6 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: 
         lines=(f"pair_style deepmd {path}", f"pair_coeff * * {' '.join(type_order)}"),
         elements=tuple(type_order),
         cutoff_angstrom=rcut,
-        packages=("PLUGIN",),
-        styles=(("pair", "deepmd"),),
+        requirements=Requirements(packages=("PLUGIN",), styles=(("pair", "deepmd"),)),
         files=(str(path),),
     )

@@ -20,19 +20,19 @@ Multi-head models need ``head``; the elements of the model must cover the struct
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
-from inputs.errors import ModelMissingError, PotentialError
-from inputs.io import sha256_file
+from core.errors import ModelMissingError, PotentialError
+from core.files import atomic_copy, cache_dir, sha256_file
+from core.rundir import Requirements
 from potentials.base import PairBlock
-from potentials.catalog import PotentialEntry
-from potentials.files import cache_dir, catalog_model_path
+from potentials.catalog import PotentialEntry, catalog_model_path, models_dir
 
 ACCELERATORS = ("cpu", "gpu")
+NEEDS_GPU = True
 KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
 
 
@@ -44,7 +44,7 @@ def model_file(entry: PotentialEntry) -> Path:
     if "url" not in p:
         raise PotentialError(f"potential {entry.name!r}: catalog entry needs 'model' (a path) or 'url'")
     url, want = str(p["url"]), p.get("sha256")
-    path = cache_dir() / "models" / url.rsplit("/", 1)[-1]
+    path = models_dir() / url.rsplit("/", 1)[-1]
     if not path.is_file():
         _download(entry.name, url, path)
     if want and sha256_file(path) != want:
@@ -54,14 +54,13 @@ def model_file(entry: PotentialEntry) -> Path:
 
 
 def _download(name: str, url: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, os.fdopen(fd, "wb") as out:
+    def fetch(tmp: str) -> None:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as out:
             shutil.copyfileobj(r, out)
-        os.replace(tmp, path)
+
+    try:
+        atomic_copy(fetch, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelMissingError(f"potential {name!r}: cannot download {url} ({e}); without network, download it "
                                 f"elsewhere and put it at {path}") from None
 
@@ -112,8 +111,6 @@ def convert(path: Path, head: str | None, accelerator: str, type_order: tuple[st
     tag = hashlib.sha256(f"{digest}|{head}|{accelerator}|v1".encode()).hexdigest()[:20]
     out = cache_dir() / "mliap" / f"{path.stem}-{tag}-mliap_lammps.pt"
     if not out.is_file():
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript notices about mace-torch's own classes
             _write_converted(model, head, accelerator, out)
@@ -141,14 +138,18 @@ def _write_converted(model, head: str | None, accelerator: str, out: Path) -> No
         except Exception:  # cuEquivariance absent: the plain e3nn path runs on GPU too, more slowly
             pass
         wrapped = LAMMPS_MLIAP_MACE(model, **kwargs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    os.close(fd)
-    try:
-        torch.save(wrapped, tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_copy(lambda tmp: torch.save(wrapped, tmp), out)
+
+
+def ase_calculator(entry: PotentialEntry, device: str = "cpu"):
+    """mace-torch's own ASE calculator for the entry's model (float64), independent of LAMMPS."""
+    from mace.calculators import MACECalculator
+
+    head = entry.params.get("head")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.load / weights_only notices from mace-torch's loader
+        return MACECalculator(model_paths=str(model_file(entry)), device=device, default_dtype="float64",
+                              **({"head": head} if head else {}))
 
 
 def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
@@ -163,8 +164,9 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: 
         lines=tuple(lines),
         elements=tuple(type_order),
         cutoff_angstrom=r_max,
-        packages=("ML-IAP", "PYTHON") + (("KOKKOS",) if accelerator == "gpu" else ()),
-        styles=(("pair", "mliap"),) + ((("pair", "mliap/kk"),) if accelerator == "gpu" else ()),
-        lmp_args=KOKKOS_GPU_ARGS if accelerator == "gpu" else (),
+        requirements=Requirements(
+            packages=("ML-IAP", "PYTHON") + (("KOKKOS",) if accelerator == "gpu" else ()),
+            styles=(("pair", "mliap"),) + ((("pair", "mliap/kk"),) if accelerator == "gpu" else ()),
+            args=KOKKOS_GPU_ARGS if accelerator == "gpu" else ()),
         files=(str(path), str(converted)),
     )

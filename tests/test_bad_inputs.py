@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from inputs.errors import LifDiffusionError
+from analysis.diffusion import Diffusivity
+from core.errors import LifDiffusionError
 from tests.conftest import make_study, study_toml
 
 README = Path(__file__).parents[1] / "README.md"
@@ -115,7 +116,8 @@ CASES = [
          [read(dump(tp, steps=tuple(range(0, 300, 10))))], n_blocks=1, window_ps=(0.0, 5.0)),
      "fit window ends at 5 ps, beyond"),
     ("analysis-one-temperature", "an Arrhenius fit with one temperature",
-     lambda tp, mp: __import__("analysis.arrhenius", fromlist=["x"]).fit_arrhenius([500.0, 500.0], [1e-6, 2e-6]),
+     lambda tp, mp: __import__("analysis.arrhenius", fromlist=["x"]).fit_arrhenius(
+         [Diffusivity(500.0, 1e-6, None), Diffusivity(500.0, 2e-6, None)]),
      "needs at least two temperatures"),
 ]
 

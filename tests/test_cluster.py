@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from analysis.study import analyse_study
+from core.rundir import RunDir
 from analysis.trajectory import read_dump
 from driver.__main__ import main as driver_main
 from driver.cluster import load_site, site_from_dict, write_cluster_scripts
 from driver.dumps import iter_frames
 from driver.lammps import find_lammps
 from driver.render import render_study
-from inputs.errors import InputError
+from core.errors import InputError
 from tests.conftest import make_study
 
 STANDINS = Path(__file__).parent / "standins"
@@ -134,9 +135,9 @@ def test_nasty_names_and_paths_stay_data_through_submit(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("pwned*")) and not list(Path.cwd().glob("pwned*"))
     log = (tmp_path / "standin.log").read_text()
     assert "module [load] [lammps kokkos 'x' $(touch pwned3)]" in log and "exited" not in log
-    states = {json.loads((r / "summary.json").read_text())["status"] for r in runs}
+    states = {RunDir(r).read().status for r in runs}
     assert states == {"finished"}
-    assert {r.potential for r in analyse_study(root / study.name)} == {"fumi-tosi", nasty_pot}
+    assert {r.potential for r in analyse_study(root / study.name).results} == {"fumi-tosi", nasty_pot}
 
 
 def run_task(study_dir: Path, env: dict, task: int = 0, **popen) -> subprocess.Popen:
@@ -166,8 +167,8 @@ def test_task_killed_midway_is_requeued_resumes_and_matches_an_uninterrupted_run
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 143, output
-    s = json.loads((dirs["killed"] / "summary.json").read_text())
-    assert s["status"] == "interrupted" and "resumed" in s["error"]
+    s = RunDir(dirs["killed"]).read()
+    assert s.status == "interrupted" and "resumed" in s.error
     assert "scontrol requeue 77_0" in (tmp_path / "standin.log").read_text()
     killed_at = max(st for st, _ in iter_frames(dump))
     assert 100 < killed_at < 3100
@@ -176,8 +177,8 @@ def test_task_killed_midway_is_requeued_resumes_and_matches_an_uninterrupted_run
     assert "interrupted" in status and "/3100 steps" in status
     # the requeued task resumes and finishes; a third start changes nothing
     assert run_task(dirs["killed"].parents[2], env).wait(timeout=600) == 0
-    s = json.loads((dirs["killed"] / "summary.json").read_text())
-    assert s["status"] == "finished" and s["segments"] == 2
+    s = RunDir(dirs["killed"]).read()
+    assert s.status == "finished" and s.segments == 2
     stamp = (dirs["killed"] / "traj.dump").stat().st_mtime_ns
     assert run_task(dirs["killed"].parents[2], env).wait(timeout=120) == 0
     assert (dirs["killed"] / "traj.dump").stat().st_mtime_ns == stamp
@@ -188,15 +189,15 @@ def test_task_killed_midway_is_requeued_resumes_and_matches_an_uninterrupted_run
     b = read_dump(dirs["whole"] / "traj.dump", 1.0, select="type 1")
     assert np.array_equal(a.times_ps, b.times_ps)
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-6)  # dumps keep 8 decimals
-    (ra,) = analyse_study(dirs["killed"].parents[2])
-    (rb,) = analyse_study(dirs["whole"].parents[2])
+    (ra,) = analyse_study(dirs["killed"].parents[2]).chosen()
+    (rb,) = analyse_study(dirs["whole"].parents[2]).chosen()
     assert ra.estimate.d_cm2_s == pytest.approx(rb.estimate.d_cm2_s, rel=1e-6)
     # copied back from the cluster (rsync -a): the same analysis anywhere
     import shutil
 
     copy = tmp_path / "back home" / study.name
-    shutil.copytree(dirs["killed"].parents[2], copy)
-    (rc,) = analyse_study(copy)
+    shutil.copytree(dirs["killed"].parents[2], copy, ignore=shutil.ignore_patterns("analysis.*"))
+    (rc,) = analyse_study(copy).chosen()  # computed afresh there: no stored analysis was copied
     assert rc.estimate == ra.estimate
 
 
@@ -208,4 +209,4 @@ def test_pbs_task_runs_with_pbs_variables(tmp_path):
     out = subprocess.run(["bash", str(tmp_path / "r" / study.name / "cluster" / "job-cpu.sh")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+    assert RunDir(run).read().status == "finished"

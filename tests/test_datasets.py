@@ -4,11 +4,11 @@ stress), written in each format and read back; FPS against random sampling."""
 import numpy as np
 import pytest
 
-from inputs.errors import InputError
-from potentials.datasets import (content_hash, labels, load, prepare, read_frames, split_indices, write_deepmd,
+from core.errors import InputError
+from finetune.datasets import (content_hash, labels, load, prepare, read_frames, split_indices, write_deepmd,
                                  write_extxyz)
-from potentials.labelling import lif_frames
-from potentials.selection import covering_radius, farthest_point, random_pick, rdf_descriptors, select, \
+from finetune.labelling import lif_frames
+from finetune.selection import covering_radius, farthest_point, random_pick, rdf_descriptors, select, \
     standardise, write_selection
 
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from analysis.msd import msd, msd_by_particle
-from analysis.study import analyse_study, trajectory_of
+from analysis.runs import read_li, subset
+from analysis.study import analyse_study
+from core.rundir import RunDir
 from analysis.trajectory import read_dcd
 from driver.dumps import dcd_steps
 from driver.lammps import find_lammps
@@ -47,17 +49,17 @@ def test_dcd_run_gives_the_text_runs_trajectory_and_d(dcd_and_text):
     dcd, text = dcd_and_text["dcd"], dcd_and_text["text"]
     assert (dcd / "traj.dcd").is_file() and not (dcd / "traj.dump").exists()
     assert dcd_steps(dcd / "traj.dcd") == (100, 5, 121)
-    s_dcd = json.loads((dcd / "summary.json").read_text())
-    s_txt = json.loads((text / "summary.json").read_text())
-    a, b = trajectory_of(dcd, s_dcd), trajectory_of(text, s_txt)
+    s_dcd = RunDir(dcd).read()
+    s_txt = RunDir(text).read()
+    a, b = read_li(RunDir(dcd), s_dcd), read_li(RunDir(text), s_txt)
     assert a.positions.dtype == np.float32 and np.array_equal(a.steps, b.steps)
     assert np.array_equal(a.atom_ids, b.atom_ids)
     np.testing.assert_allclose(a.positions, b.positions, atol=2e-5)  # float32 vs 8 decimals
-    d = trajectory_of(dcd, s_dcd, "defect")
-    assert d.positions.shape[1] == 1 and d.atom_ids.tolist() == s_dcd["structure"]["defect"]["atom_ids"]
+    d = subset(a, s_dcd.structure["defect"]["atom_ids"])
+    assert d.positions.shape[1] == 1 and d.atom_ids.tolist() == s_dcd.structure["defect"]["atom_ids"]
     np.testing.assert_allclose(d.positions[:, 0], b.positions[:, list(b.atom_ids).index(d.atom_ids[0])], atol=2e-5)
-    (ra,) = analyse_study(dcd.parents[2])
-    (rb,) = analyse_study(text.parents[2])
+    (ra,) = analyse_study(dcd.parents[2]).chosen()
+    (rb,) = analyse_study(text.parents[2]).chosen()
     assert ra.estimate.d_cm2_s == pytest.approx(rb.estimate.d_cm2_s, rel=1e-4)
 
 
@@ -97,7 +99,7 @@ def test_killed_dcd_run_resumes_to_one_monotonic_trajectory(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert len(list(run.glob("log.*.lammps"))) == 2
-    assert run_one(run, lmp, progress=False)["status"] == "finished"
+    assert run_one(run, lmp, progress=False).status == "finished"
     assert not list(run.glob("traj.*.dcd"))
     assert dcd_steps(run / "traj.dcd") == (100, 10, 401)
     a, b = read_dcd(run / "traj.dcd", 1.0), read_dcd(whole / "traj.dcd", 1.0)
@@ -114,9 +116,11 @@ def test_parallel_analysis_equals_serial(dcd_and_text, monkeypatch, tmp_path):
     root = tmp_path / "both"
     for fmt, run in dcd_and_text.items():  # one state point, two replicas: one DCD, one text
         shutil.copytree(run.parents[2], root / fmt)
-    serial = analyse_study(root, selections="both", jobs=1)
+    serial = analyse_study(root, jobs=1).results
+    for p in root.rglob("analysis.*"):  # the parallel path must compute, not read what the serial one kept
+        p.unlink()
     monkeypatch.setattr(study_mod, "PARALLEL_BYTES", 0)
-    parallel = analyse_study(root, selections="both", jobs=2)
+    parallel = analyse_study(root, jobs=2).results
     assert len(serial) == 2 and serial == parallel  # li and defect, each pooling a DCD and a text replica
 
 
@@ -151,7 +155,7 @@ def test_diffusion_command_line_reads_dcd(dcd_and_text, capsys):
     path = dcd_and_text["dcd"] / "traj.dcd"
     assert main([str(path), "--timestep-fs", "1", "--n-blocks", "3", "--json"]) == 0  # the study's blocks
     got = json.loads(capsys.readouterr().out)
-    want = analyse_study(dcd_and_text["dcd"].parents[2])[0].estimate
+    want = analyse_study(dcd_and_text["dcd"].parents[2]).chosen()[0].estimate
     assert got["d_cm2_s"] == pytest.approx(want.d_cm2_s, rel=1e-12) and got["n_atoms"] == 109
     assert main([str(path), "--timestep-fs", "1", "--select", "type 1"]) == 2
     assert "drop --select" in capsys.readouterr().err

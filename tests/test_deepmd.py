@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from driver.lammps import find_lammps
-from inputs.errors import PotentialError
+from core.errors import PotentialError
 from potentials.catalog import PotentialEntry, resolve
-from potentials.datasets import write_deepmd
-from potentials.labelling import label_with_lammps, lif_frames
+from finetune.datasets import write_deepmd
+from finetune.labelling import label_with_lammps, lif_frames
 from tests.conftest import SHORT_MD, make_study
 from tests.models import tiny_deepmd
 from tests.test_mace import lammps_energy_forces, rattled
@@ -68,7 +68,7 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
     study = make_study(**{"potentials": ["tiny-dp"], "temperatures_k": [400.0], "system.defect": "none",
                           "system.supercell": [2, 2, 2]}, **SHORT_MD)
     (run,) = render_study(study, tmp_path / "runs")
-    assert run_one(run, find_lammps(), progress=False)["status"] == "finished"
+    assert run_one(run, find_lammps(), progress=False).status == "finished"
     assert read_dump(run / "traj.dump", 1.0, select="type 1").positions.shape == (51, 32, 3)
 
 
@@ -107,8 +107,8 @@ def test_study_with_classical_mace_and_deepmd_at_two_temperatures(tmp_path, mode
     runs = render_study(study, tmp_path / "runs")
     assert len(runs) == 6
     for r in runs:
-        assert run_one(r, find_lammps(), progress=False)["status"] == "finished"
-    results = analyse_study(tmp_path / "runs" / "tiny")
+        assert run_one(r, find_lammps(), progress=False).status == "finished"
+    results = analyse_study(tmp_path / "runs" / "tiny").chosen()
     assert sorted({(r.potential, r.temperature_k) for r in results}) == sorted(
         (p, t) for p in ("fumi-tosi", "tiny-dp", "tiny-mace") for t in (500.0, 700.0))
     assert all(np.isfinite(r.estimate.d_cm2_s) for r in results)

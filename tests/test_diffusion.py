@@ -5,7 +5,7 @@ import pytest
 
 from analysis.diffusion import A2_PER_PS_TO_CM2_PER_S, diffusivity_from_msd, estimate_diffusion, main
 from analysis.trajectory import Trajectory
-from inputs.errors import AnalysisError
+from core.errors import AnalysisError
 from tests.conftest import random_walk
 
 D_A2_PS = 0.05  # Å²/ps = 5e-6 cm²/s

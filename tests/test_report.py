@@ -14,33 +14,10 @@ from analysis.diffusion import A2_PER_PS_TO_CM2_PER_S, estimate_diffusion
 from analysis.hops import count_hops, too_few
 from analysis.report import build_report
 from analysis.trajectory import Trajectory
-from tests.conftest import random_walk
+from tests.conftest import random_walk, write_fake_run
 
 CHROMIUM = Path(sys.prefix) / "bin" / "chromium-lif"
 K_B = 8.617333262e-5
-
-
-def write_run(root: Path, potential: str, t: float, seed: int, positions: np.ndarray, dt_ps: float,
-              defect_ids=()) -> Path:
-    """A finished run directory as the driver leaves it, with a dump of the given unwrapped Li positions."""
-    d = root / potential / f"T{t:g}K" / f"seed{seed}"
-    d.mkdir(parents=True)
-    n_frames, n_atoms, _ = positions.shape
-    with open(d / "traj.dump", "w") as fh:
-        for k in range(n_frames):
-            fh.write(f"ITEM: TIMESTEP\n{k}\nITEM: NUMBER OF ATOMS\n{n_atoms}\nITEM: BOX BOUNDS pp pp pp\n"
-                     "0 20\n0 20\n0 20\nITEM: ATOMS id type xu yu zu\n")
-            for i, (x, y, z) in enumerate(positions[k], start=1):
-                fh.write(f"{i} 1 {x:.8f} {y:.8f} {z:.8f}\n")
-    summary = {"status": "finished", "potential": potential, "temperature_k": t, "seed": seed,
-               "config": {"name": root.name, "md": {"timestep_fs": dt_ps * 1000.0},
-                          "analysis": {"selection": "li", "n_blocks": 5, "fit_start_fraction": 0.1,
-                                       "fit_end_fraction": 0.5}},
-               "structure": {"type_order": ["Li", "F"], "defect": {"atom_ids": list(defect_ids)}},
-               "inputs": {"in.lammps": {"sha256": "0" * 64}, "data.lmp": {"sha256": "1" * 64}},
-               "versions": {"lif-diffusion": "test"}, "git": None, "wall_s": 1.0, "segments": 1}
-    (d / "summary.json").write_text(json.dumps(summary))
-    return d
 
 
 def synthetic_study(root: Path, ea_ev: float = 0.3, d0_a2_ps: float = 2.0e3, temps=(500.0, 600.0, 700.0, 800.0)):
@@ -49,7 +26,7 @@ def synthetic_study(root: Path, ea_ev: float = 0.3, d0_a2_ps: float = 2.0e3, tem
         for t in temps:
             d = d0_a2_ps * np.exp(-ea_ev / (K_B * t))
             for seed in (1, 2):
-                write_run(root, pot, t, seed, 5.0 + random_walk(400, 12, d, 0.05, rng), 0.05, defect_ids=(12,))
+                write_fake_run(root, pot, t, seed, 5.0 + random_walk(400, 12, d, 0.05, rng), 0.05, defect_ids=(12,))
     return root
 
 

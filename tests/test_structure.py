@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inputs.errors import InputError
+from core.errors import InputError
 from inputs.structure import check_cutoff, check_separation, rocksalt_lif, with_defect, write_lammps_data
 
 A = 4.01

@@ -1,6 +1,6 @@
 import pytest
 
-from inputs.errors import InputError
+from core.errors import InputError
 from inputs.study import builtin_studies, load_study, study_from_dict
 from tests.conftest import make_study, study_dict
 
@@ -41,7 +41,7 @@ def test_restricted_keeps_the_rest():
     ({"seeds": None}, "seeds", "missing"),
     ({"potentials": []}, "potentials", "at least one"),
     ({"system.defect": "antisite"}, "system.defect", "not one of"),
-    ({"system.supercell": [3, 3]}, "system.supercell", "three positive"),
+    ({"system.supercell": [3, 3]}, "system.supercell", "expected a list of 3"),
     ({"analysis.selection": "all"}, "analysis.selection", "not one of"),
     ({"analysis.fit_end_fraction": 1.5}, "analysis.fit_", "fit_end_fraction"),
 ])

@@ -2,7 +2,7 @@
 import pytest
 
 from analysis.trajectory import read_dump
-from inputs.errors import AnalysisError
+from core.errors import AnalysisError
 
 
 def test_dump_without_unwrapped_coordinates(tmp_path, finished_run):

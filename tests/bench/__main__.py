@@ -100,8 +100,8 @@ def families() -> list[dict]:
     from inputs.structure import rocksalt_lif, write_lammps_data
     from potentials.catalog import PotentialEntry, resolve
     from potentials import deepmd, mace
-    from potentials.datasets import write_deepmd
-    from potentials.labelling import label_with_lammps, lif_frames
+    from finetune.datasets import write_deepmd
+    from finetune.labelling import label_with_lammps, lif_frames
     from tests.models import tiny_deepmd, tiny_mace
 
     lmp = find_lammps()
@@ -266,7 +266,7 @@ def write_results_md(r: dict, path: Path) -> None:
     """The numbers the README quotes, with the machine they came from."""
     import os
 
-    lines = [f"# `make bench` results", "", f"Machine: {r['machine']}, {os.cpu_count()} cores, Python {r['python']}, "
+    lines = ["# `make bench` results", "", f"Machine: {r['machine']}, {os.cpu_count()} cores, Python {r['python']}, "
              f"{r['date']}. OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}.", "",
              "| benchmark | this (s) | baseline (s) | ratio | peak MB |", "| --- | --- | --- | --- | --- |"]
     d = r["driver_vs_bare_lmp"]

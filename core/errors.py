@@ -1,7 +1,7 @@
 """The project's domain exceptions. Messages say what was wrong, where, and how to fix it.
 
-Every stage raises a subclass of :class:`LifDiffusionError`; entry points catch it, print the one message and
-exit with status 2, so a user never sees a traceback for bad input.
+Every stage raises a subclass of :class:`LifDiffusionError`; the command-line runner (:mod:`core.cli`) catches it,
+prints the one message and exits with status 2, so a user never sees a traceback for bad input.
 """
 
 

@@ -9,42 +9,39 @@ of any potential — the foundation MACE in the paper's protocol — and labelle
 - ``ase:<module>:<factory>`` — ``factory()`` returns an ASE calculator (a DFT code on a cluster: VASP, Quantum
   ESPRESSO, GPAW ...); its module must be importable (``PYTHONPATH``).
 
-The labelled set is written as a prepared data set (:mod:`potentials.datasets`) whose provenance records the
+The labelled set is written as a prepared data set (:mod:`finetune.datasets`) whose provenance records the
 runs (with their summary checksums), the frame steps taken and the labeller.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 import numpy as np
 
+from core.errors import InputError
+from core.files import sha256_file
+from core.rundir import RunDir
+from core.units import PS_PER_FS
 from driver.dumps import iter_frames
-from inputs.errors import InputError
-from inputs.io import sha256_file
+from inputs.study import study_of
 
 
 def dump_frames(run_dir: Path, skip_ps: float = 0.0) -> list:
     """(step, Atoms) of a run's dump (wrapped into the box), after ``skip_ps``."""
     from ase import Atoms
 
-    run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise InputError(f"{run_dir} is not a run directory (no summary.json)")
-    summary = json.loads(summary_path.read_text())
-    type_order = summary["structure"]["type_order"]
-    dt_ps = summary["config"]["md"]["timestep_fs"] * 1e-3
-    from driver.render import CONFIG_PREFIX
-
-    dumps = sorted(run_dir.glob(f"{CONFIG_PREFIX}.*.dump"), key=lambda p: int(p.name.split(".")[1]))
+    run = RunDir(run_dir)
+    summary = run.read()
+    type_order = summary.structure["type_order"]
+    dt_ps = summary.timestep_fs * PS_PER_FS
+    dumps = run.config_dumps()
     if not dumps:
-        if not summary["config"]["md"].get("config_interval_ps"):
+        if not study_of(summary.config, str(run.summary_file)).md.config_interval_ps:
             raise InputError(f"{run_dir}: its study dumps no whole configurations (md.config_interval_ps = 0); "
                              "set md.config_interval_ps and run it to sample from it")
-        raise InputError(f"{run_dir} has no configuration dump yet ({CONFIG_PREFIX}.0.dump); run it first")
+        raise InputError(f"{run_dir} has no configuration dump yet; run it first")
     frames: dict[int, object] = {}  # by step: a resumed segment repeats the step it restarted from
     for dump in dumps:
         for step, lines in iter_frames(dump):
@@ -87,9 +84,9 @@ def labeller(spec: str):
     kind, _, rest = spec.partition(":")
     if kind == "lammps" and rest:
         from driver.lammps import find_lammps
+        from finetune.labelling import label_with_lammps
         from inputs.structure import TYPE_ORDER
         from potentials.catalog import resolve
-        from potentials.labelling import label_with_lammps
 
         _, block = resolve(rest, TYPE_ORDER)
         lmp = find_lammps()
@@ -124,7 +121,7 @@ def labeller(spec: str):
 
 def self_generate(run_dirs: list[Path], n: int, label: str, out: Path, *, skip_ps: float = 0.0, seed: int = 1,
                   valid_fraction: float = 0.1, test_fraction: float = 0.1):
-    from potentials.datasets import check_frames, split_indices, write_dataset
+    from finetune.datasets import check_frames, split_indices, write_dataset
 
     if not run_dirs:
         raise InputError("no run directories given to sample from")
@@ -133,8 +130,8 @@ def self_generate(run_dirs: list[Path], n: int, label: str, out: Path, *, skip_p
     check_frames(labelled, f"self-generated from {len(run_dirs)} run(s)")
     runs = sorted({o["run"] for o in origin})
     prov = {"kind": "self-generated", "labeller": label, "skip_ps": skip_ps, "seed": seed,
-            "runs": [{"path": r, "summary_sha256": sha256_file(Path(r) / "summary.json"),
-                      "potential": json.loads((Path(r) / "summary.json").read_text()).get("potential")} for r in runs],
+            "runs": [{"path": r, "summary_sha256": sha256_file(RunDir(r).summary_file),
+                      "potential": RunDir(r).read().potential} for r in runs],
             "frames": origin}
     idx = split_indices(len(labelled), valid_fraction, test_fraction, seed)
     inputs = [{"path": r, "format": "lammps-dump", "n": sum(o["run"] == r for o in origin)} for r in runs]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inputs.errors import InputError
+from core.errors import InputError
 from inputs.structure import TYPE_ORDER
 
 METHODS = ("fps", "random")
@@ -133,7 +133,7 @@ def write_selection(dataset, n: int, out: str | Path, method: str = "fps", seed:
                     model_path: str | Path | None = None):
     """A data set whose training split is ``n`` configurations chosen from ``dataset``'s training split; the
     validation and test splits are the parent's (so models trained on different N are tested alike)."""
-    from potentials.datasets import SPLITS, DataSet, write_dataset
+    from finetune.datasets import SPLITS, DataSet, write_dataset
 
     dataset: DataSet
     pool = dataset.frames("train")

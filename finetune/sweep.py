@@ -42,42 +42,99 @@ import csv
 import dataclasses
 import io
 import json
-import sys
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-from inputs.errors import InputError, LifDiffusionError
-from inputs.io import atomic_write_text, builtin_toml, read_toml
+from core import plotting
+from core.config import builtin_toml, choices, from_dict, read_toml, to_dict
+from core.errors import InputError, LifDiffusionError
+from core.files import atomic_write_text
+from finetune.training import Strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepData:
+    target: tuple[str, ...]                # sources, or one prepared data set directory
+    pretrain: tuple[str, ...] = ()         # replay data (multihead)
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class SweepSelection:
+    n: tuple[int, ...]
+    method: Literal["fps", "random"] = "fps"
+    descriptor: Literal["rdf", "mace"] = "rdf"
+
+
+@dataclass(frozen=True)
+class SweepTraining:
+    strategies: tuple[Strategy, ...]
+    seeds: tuple[int, ...] = (1,)
+    hyperparameters: str | None = None
+    set: dict[str, Any] = field(default_factory=dict)
+    set_deepmd: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Sweep:
+    """A sweep file (see the module docstring); relative paths are resolved against the file's folder."""
+
     name: str
-    foundation: str | None
-    study: str
-    temperatures_k: tuple[float, ...]
-    md_seeds: tuple[int, ...] | None
-    references: tuple[str, ...]
-    target: tuple[str, ...]
-    pretrain: tuple[str, ...]
-    valid_fraction: float
-    test_fraction: float
-    data_seed: int
-    method: str
-    descriptor: str
-    n: tuple[int, ...]
-    strategies: tuple[str, ...]
-    seeds: tuple[int, ...]
-    hyperparameters: str | None
-    overrides: dict
-    overrides_deepmd: dict
-    source: str
+    data: SweepData
+    selection: SweepSelection
+    training: SweepTraining
+    description: str = ""
+    foundation: str | None = None
+    study: str = "default"
+    temperatures_k: tuple[float, ...] = (400.0, 450.0)
+    md_seeds: tuple[int, ...] | None = None
+    references: tuple[str, ...] = ()
+    source: str = field(default="<memory>", metadata={"from_file": False})
 
+    def __post_init__(self) -> None:
+        def fail(where: str, msg: str) -> InputError:
+            return InputError(f"{self.source}: {where}: {msg}")
 
-TOP = {"name", "description", "foundation", "study", "temperatures_k", "md_seeds", "references", "data",
-       "selection", "training"}
+        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
+            raise fail("name", f"{self.name!r} is not usable as a directory name")
+        if not self.data.target:
+            raise fail("data.target", "missing: the target data set(s)")
+        if not 0 <= self.data.valid_fraction < 1 or not 0 <= self.data.test_fraction < 1 \
+                or self.data.valid_fraction + self.data.test_fraction >= 1:
+            raise fail("data", "valid_fraction and test_fraction must be in [0, 1) and leave a training set")
+        if not self.training.strategies:
+            raise fail("training.strategies", f"empty; choose from {', '.join(choices(SweepTraining, 'strategies'))}")
+        if any(s in ("naive", "multihead") for s in self.training.strategies) and not self.foundation:
+            raise fail("foundation", "naive and multihead fine-tune a foundation model: name one")
+        if "multihead" in self.training.strategies and not self.data.pretrain:
+            raise fail("data.pretrain", "multihead replays pre-training data: give the file(s)")
+        if not self.selection.n or min(self.selection.n) < 1:
+            raise fail("selection.n", f"{list(self.selection.n)}: give one or more positive sizes")
+        if not self.training.seeds:
+            raise fail("training.seeds", "give at least one training seed")
+        if not self.temperatures_k or min(self.temperatures_k) <= 0:
+            raise fail("temperatures_k", f"{list(self.temperatures_k)}: give positive temperatures")
+
+    @property
+    def overrides(self) -> dict:
+        """MACE hyper-parameter overrides (``training.set``), nested as ``--set`` would give them."""
+        from finetune.training import parse_overrides
+
+        return parse_overrides([f"{k}={json.dumps(v)}" for k, v in self.training.set.items()])
+
+    @property
+    def overrides_deepmd(self) -> dict:
+        from finetune.training import parse_overrides
+
+        return parse_overrides([f"{k}={json.dumps(v)}" for k, v in self.training.set_deepmd.items()])
 
 
 def _path(base: Path, p: str) -> str:
@@ -85,62 +142,18 @@ def _path(base: Path, p: str) -> str:
     return str(q if q.is_absolute() else (base / q))
 
 
-def _study_ref(base: Path, study: str) -> str:
-    """A built-in study name as is; a study file relative to the sweep file's folder."""
-    return _path(base, study) if study.endswith(".toml") else study
-
-
-def sweep_from_dict(d: dict, source: str = "<memory>", base: Path = Path(".")) -> Sweep:
-    from potentials.training import STRATEGIES
-
-    def fail(field, msg):
-        return InputError(f"{source}: {field}: {msg}")
-
-    extra = sorted(set(d) - TOP)
-    if extra:
-        raise fail(extra[0], f"unknown key; a sweep has {', '.join(sorted(TOP))}")
-    for key in ("name", "data", "selection", "training"):
-        if key not in d:
-            raise fail(key, "missing (required)")
-    data, sel, tr = d["data"], d["selection"], d["training"]
-    if not data.get("target"):
-        raise fail("data.target", "missing: the target data set(s)")
-    strategies = tuple(tr.get("strategies", ()))
-    bad = [s for s in strategies if s not in STRATEGIES]
-    if not strategies or bad:
-        raise fail("training.strategies", f"{bad or 'empty'}; choose from {STRATEGIES}")
-    if any(s in ("naive", "multihead") for s in strategies) and not d.get("foundation"):
-        raise fail("foundation", "naive and multihead fine-tune a foundation model: name one")
-    if "multihead" in strategies and not data.get("pretrain"):
-        raise fail("data.pretrain", "multihead replays pre-training data: give the file(s)")
-    ns = tuple(int(n) for n in sel.get("n", ()))
-    if not ns or min(ns) < 1:
-        raise fail("selection.n", f"{list(ns)}: give one or more positive sizes")
-    temps = tuple(float(t) for t in d.get("temperatures_k", (400.0, 450.0)))
-    if not temps or min(temps) <= 0:
-        raise fail("temperatures_k", f"{list(temps)}: give positive temperatures")
-    from potentials.training import parse_overrides
-
-    return Sweep(
-        name=str(d["name"]), foundation=d.get("foundation"), study=_study_ref(base, str(d.get("study", "default"))),
-        temperatures_k=temps, md_seeds=tuple(int(s) for s in d["md_seeds"]) if "md_seeds" in d else None,
-        references=tuple(d.get("references", ())),
-        target=tuple(_path(base, p) for p in data["target"]),
-        pretrain=tuple(_path(base, p) for p in data.get("pretrain", ())),
-        valid_fraction=float(data.get("valid_fraction", 0.1)), test_fraction=float(data.get("test_fraction", 0.1)),
-        data_seed=int(data.get("seed", 1)), method=str(sel.get("method", "fps")),
-        descriptor=str(sel.get("descriptor", "rdf")), n=ns, strategies=strategies,
-        seeds=tuple(int(s) for s in tr.get("seeds", (1,))),
-        hyperparameters=_path(base, tr["hyperparameters"]) if tr.get("hyperparameters") else None,
-        overrides=parse_overrides([f"{k}={json.dumps(v)}" for k, v in tr.get("set", {}).items()]),
-        overrides_deepmd=parse_overrides([f"{k}={json.dumps(v)}" for k, v in tr.get("set_deepmd", {}).items()]),
-        source=source)
-
-
 def load_sweep(name_or_path: str | Path) -> Sweep:
-    """A built-in sweep by name (``paper``) or a sweep file by path."""
+    """A built-in sweep by name (``paper``) or a sweep file by path; paths in it are taken from its folder."""
     path = builtin_toml(name_or_path, "inputs.sweeps", "sweep")
-    return sweep_from_dict(read_toml(path, "sweep"), str(path), path.parent)
+    sweep = from_dict(Sweep, read_toml(path, "sweep"), str(path))
+    base = path.parent
+    data = dataclasses.replace(sweep.data, target=tuple(_path(base, p) for p in sweep.data.target),
+                               pretrain=tuple(_path(base, p) for p in sweep.data.pretrain))
+    training = sweep.training
+    if training.hyperparameters:
+        training = dataclasses.replace(training, hyperparameters=_path(base, training.hyperparameters))
+    study = _path(base, sweep.study) if sweep.study.endswith(".toml") else sweep.study  # built-in names stay
+    return dataclasses.replace(sweep, data=data, training=training, study=study)
 
 
 def model_name(sweep: Sweep, strategy: str, n: int, seed: int) -> str:
@@ -148,17 +161,17 @@ def model_name(sweep: Sweep, strategy: str, n: int, seed: int) -> str:
 
 
 def _dataset(sources: tuple[str, ...], out: Path, sweep: Sweep):
-    from potentials.datasets import load, prepare
+    from finetune.datasets import load, prepare
 
     if len(sources) == 1 and (Path(sources[0]) / "dataset.json").is_file():
         return load(sources[0])
-    return prepare(list(sources), out, valid_fraction=sweep.valid_fraction, test_fraction=sweep.test_fraction,
-                   seed=sweep.data_seed)
+    return prepare(list(sources), out, valid_fraction=sweep.data.valid_fraction, test_fraction=sweep.data.test_fraction,
+                   seed=sweep.data.seed)
 
 
 def _same_training(name: str, data_hash: str, strategy: str, seed: int, hp: dict) -> bool:
-    from potentials import registry
-    from potentials.training import RECIPE
+    from finetune import registry
+    from finetune.training import RECIPE
 
     if not registry.is_registered(name):
         return False
@@ -169,36 +182,36 @@ def _same_training(name: str, data_hash: str, strategy: str, seed: int, hp: dict
 
 def train_all(sweep: Sweep, root: Path, progress: bool = True) -> tuple[list[dict], list[str]]:
     """Prepare, select and train every (strategy, N, seed); returns the models and the errors of failed ones."""
-    from potentials.selection import write_selection
-    from potentials.training import TrainRequest, foundation_path, hyperparameters, train
+    from finetune.selection import write_selection
+    from finetune.training import TrainRequest, foundation_path, hyperparameters, train
 
     data_dir = root / "data"
-    target = _dataset(sweep.target, data_dir / "target", sweep)
-    pretrain = _dataset(sweep.pretrain, data_dir / "pretrain", sweep) if sweep.pretrain else None
+    target = _dataset(sweep.data.target, data_dir / "target", sweep)
+    pretrain = _dataset(sweep.data.pretrain, data_dir / "pretrain", sweep) if sweep.data.pretrain else None
     pool = target.manifest["splits"]["train"]["n"]
-    too_big = [n for n in sweep.n if n > pool]
+    too_big = [n for n in sweep.selection.n if n > pool]
     if too_big:
         raise InputError(f"{sweep.source}: selection.n {too_big} larger than the {pool} training configurations of "
                          f"{target.path}")
-    model_path = foundation_path(sweep.foundation) if sweep.descriptor == "mace" else None
+    model_path = foundation_path(sweep.foundation) if sweep.selection.descriptor == "mace" else None
     models, failed = [], []
-    cells = [(s, n, seed) for n in sweep.n for seed in sweep.seeds for s in sweep.strategies]
+    cells = [(s, n, seed) for n in sweep.selection.n for seed in sweep.training.seeds for s in sweep.training.strategies]
     for k, (strategy, n, seed) in enumerate(cells, start=1):
         name = model_name(sweep, strategy, n, seed)
         sel_dir = data_dir / f"n{n}-s{seed}"
         if not (sel_dir / "dataset.json").is_file() or \
                 json.loads((sel_dir / "dataset.json").read_text())["selection"]["parent_hash"] != target.hash:
-            write_selection(target, n, sel_dir, sweep.method, seed, sweep.descriptor, model_path)
-        from potentials.datasets import load
+            write_selection(target, n, sel_dir, sweep.selection.method, seed, sweep.selection.descriptor, model_path)
+        from finetune.datasets import load
 
         data = load(sel_dir)
         over = sweep.overrides_deepmd if strategy == "deepmd" else sweep.overrides
-        hp_file = Path(sweep.hyperparameters) if sweep.hyperparameters else None
+        hp_file = Path(sweep.training.hyperparameters) if sweep.training.hyperparameters else None
         hp = hyperparameters(strategy, hp_file, over)
         row = {"name": name, "strategy": strategy, "n": n, "seed": seed}
-        print(f"[{k}/{len(cells)}] {name}", file=sys.stderr, flush=True)
+        log.info("[%d/%d] %s", k, len(cells), name)
         if _same_training(name, data.hash, strategy, seed, hp):
-            print("  already trained with this data and these settings: kept", file=sys.stderr)
+            log.info("  already trained with this data and these settings: kept")
             models.append(row)
             continue
         req = TrainRequest(name=name, strategy=strategy, data=data, foundation=sweep.foundation, pretrain=pretrain,
@@ -209,7 +222,7 @@ def train_all(sweep: Sweep, root: Path, progress: bool = True) -> tuple[list[dic
             models.append(row)
         except LifDiffusionError as e:
             failed.append(f"{name}: {e}")
-            print(f"  error: {e}", file=sys.stderr)
+            log.error("  %s", e)
     return models, failed
 
 
@@ -242,17 +255,16 @@ def run_sweep(sweep: Sweep, root: Path, progress: bool = True, jobs: int | None 
     study = md_study(sweep, [m["name"] for m in models])
     paths = render_study(study, out / "md")  # references without a model file are skipped with a warning
     failed += run_many(paths, find_lammps(), jobs=jobs, progress=progress)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = analyse_study(out / "md" / study.name)
+    analysis = analyse_study(out / "md" / study.name)
+    results = analysis.chosen()
+    for p in analysis.pending:
+        log.warning("not finished, left out: %s", p)
     rows = table_rows(models, results, study)
     write_outputs(rows, out, sweep)
-    print(f"sweep {sweep.name!r}: {len(models)} model(s), {len(results)} (potential, T) results\n"
-          f"  {out / 'sweep.csv'}\n  {out / 'sweep-summary.csv'}\n  {out / 'sweep.png'}", file=sys.stderr)
+    log.info("sweep %r: %d model(s), %d (potential, T) results\n  %s\n  %s\n  %s", sweep.name, len(models),
+             len(results), out / "sweep.csv", out / "sweep-summary.csv", out / "sweep.png")
     for f in failed:
-        print(f"failed: {f}", file=sys.stderr)
+        log.error("failed: %s", f)
     return 1 if failed else 0
 
 
@@ -261,7 +273,7 @@ ROW_KEYS = ("potential", "strategy", "n", "seed", "temperature_k", "d_cm2_s", "d
 
 
 def table_rows(models: list[dict], results: list, study) -> list[dict]:
-    from potentials import registry
+    from finetune import registry
 
     by_name = {m["name"]: m for m in models}
     rows = []
@@ -315,16 +327,13 @@ def write_outputs(rows: list[dict], out: Path, sweep: Sweep) -> None:
     summary = summarise(rows)
     atomic_write_text(out / "sweep.csv", _csv(rows, ROW_KEYS))
     atomic_write_text(out / "sweep-summary.csv", _csv(summary, summary[0].keys() if summary else ["group"]))
-    atomic_write_text(out / "sweep.json", json.dumps({"sweep": dataclasses.asdict(sweep), "models": rows,
+    atomic_write_text(out / "sweep.json", json.dumps({"sweep": to_dict(sweep), "models": rows,
                                                       "summary": summary}, indent=1, default=str) + "\n")
     plot(summary, rows, out / "sweep.png", sweep.name)
 
 
 def plot(summary: list[dict], rows: list[dict], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     temps = sorted({r["temperature_k"] for r in summary})
     groups = list(dict.fromkeys(r["group"] for r in summary))
@@ -347,8 +356,4 @@ def plot(summary: list[dict], rows: list[dict], path: Path, title: str) -> Path:
     ax.set_title(f"{title}: Li tracer diffusivity; bars ± error, dots: training replicas", fontsize=10)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return plotting.save(fig, path, dpi=120)

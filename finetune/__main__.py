@@ -1,16 +1,16 @@
 """Fine-tuning, one command per step (or all of them: ``sweep``).
 
-    python -m potentials.finetune data SOURCE... --out data/lif [--valid 0.1 --test 0.1 --seed 1]
-    python -m potentials.finetune select data/lif --n 200 [--method fps|random] [--descriptor rdf|mace
+    python -m finetune data SOURCE... --out data/lif [--valid 0.1 --test 0.1 --seed 1]
+    python -m finetune select data/lif --n 200 [--method fps|random] [--descriptor rdf|mace
                                          --foundation mace-mpa-0] --out data/lif-n200
-    python -m potentials.finetune selfgen runs/default/mace-mpa-0/T600K/seed1 ... --n 300
+    python -m finetune selfgen runs/default/mace-mpa-0/T600K/seed1 ... --n 300
                                          --label lammps:fumi-tosi | ase:my_dft:calculator --out data/self
-    python -m potentials.finetune train --strategy naive|multihead|scratch|deepmd --data data/lif-n200
+    python -m finetune train --strategy naive|multihead|scratch|deepmd --data data/lif-n200
                                          --name ft200 [--foundation mace-mpa-0] [--pretrain data/mp-lif]
                                          [--seed 1] [--hyper my.toml] [--set lr=0.005 ...] [--force]
-    python -m potentials.finetune validate NAME --data data/lif       # errors on the test split, parity plot
-    python -m potentials.finetune list                                 # registered models and their errors
-    python -m potentials.finetune sweep inputs/sweeps/paper.toml       # strategies x N x replicas -> D(T) bars
+    python -m finetune validate NAME --data data/lif       # errors on the test split, parity plot
+    python -m finetune list                                 # registered models and their errors
+    python -m finetune sweep inputs/sweeps/paper.toml       # strategies x N x replicas -> D(T) bars
 
 SOURCE: extended XYZ, a DeePMD-kit system directory (npy or raw) or an ASE database. A trained model is
 registered as a catalog potential named NAME; studies use it like any other (``potentials = ["ft200"]``).
@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from inputs.errors import LifDiffusionError
+from core import cli
+from core.errors import InputError
 
 
 def cmd_data(a) -> int:
-    from potentials.datasets import prepare
+    from finetune.datasets import prepare
 
     ds = prepare(a.sources, a.out, valid_fraction=a.valid, test_fraction=a.test, seed=a.seed, fmt=a.format)
     s = ds.manifest["splits"]
@@ -38,15 +38,15 @@ def cmd_data(a) -> int:
 
 
 def cmd_select(a) -> int:
-    from potentials.datasets import load
-    from potentials.selection import write_selection
+    from finetune.datasets import load
+    from finetune.selection import write_selection
 
     model = None
     if a.descriptor == "mace":
-        from potentials.training import foundation_path
+        from finetune.training import foundation_path
 
         if not a.foundation:
-            raise LifDiffusionError("--descriptor mace needs --foundation (a catalog MACE potential or a .model file)")
+            raise InputError("--descriptor mace needs --foundation (a catalog MACE potential or a .model file)")
         model = foundation_path(a.foundation)
     ds = write_selection(load(a.dataset), a.n, a.out, a.method, a.seed, a.descriptor, model)
     sel = ds.manifest["selection"]
@@ -57,7 +57,7 @@ def cmd_select(a) -> int:
 
 
 def cmd_selfgen(a) -> int:
-    from potentials.selfgen import self_generate
+    from finetune.selfgen import self_generate
 
     ds = self_generate([Path(p) for p in a.runs], a.n, a.label, Path(a.out), skip_ps=a.skip_ps, seed=a.seed,
                        valid_fraction=a.valid, test_fraction=a.test)
@@ -66,8 +66,8 @@ def cmd_selfgen(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from potentials.datasets import load
-    from potentials.training import TrainRequest, parse_overrides, train
+    from finetune.datasets import load
+    from finetune.training import TrainRequest, parse_overrides, train
 
     req = TrainRequest(name=a.name, strategy=a.strategy, data=load(a.data), foundation=a.foundation,
                        pretrain=load(a.pretrain) if a.pretrain else None, seed=a.seed,
@@ -80,22 +80,20 @@ def cmd_train(a) -> int:
 
 
 def cmd_validate(a) -> int:
-    from potentials.catalog import get_entry
-    from potentials.datasets import load
-    from potentials.validation import validate
+    from finetune.datasets import load
+    from finetune.validation import validate
+    from potentials.catalog import family_of, get_entry
 
     entry = get_entry(a.name)
-    if entry.family == "mace":
-        from potentials.mace import model_file
-    elif entry.family == "deepmd":
-        from potentials.deepmd import model_file
-    else:
-        raise LifDiffusionError(f"{a.name!r} is a {entry.family} potential; validate takes mace or deepmd models")
+    model = family_of(entry).model_file(entry)
+    if model is None:
+        raise InputError(f"{a.name!r} is a {entry.family} potential without a model file; validate takes models "
+                         "that have one (mace, deepmd)")
     ds = load(a.data)
     frames = ds.frames(a.split)
     out = Path(a.out or ".")
     out.mkdir(parents=True, exist_ok=True)
-    m = validate(entry.family, model_file(entry), frames, out, f"{a.name} on {ds.path.name}/{a.split}",
+    m = validate(entry.family, model, frames, out, f"{a.name} on {ds.path.name}/{a.split}",
                  head=entry.params.get("head"), stem=f"validation-{a.name}")
     print(json.dumps(m, indent=1))
     print(f"written: {out / f'validation-{a.name}.json'}, {out / f'validation-{a.name}-parity.png'}")
@@ -103,7 +101,7 @@ def cmd_validate(a) -> int:
 
 
 def cmd_list(a) -> int:
-    from potentials.registry import catalog_dir, provenance
+    from finetune.registry import catalog_dir, provenance
 
     rows = sorted(catalog_dir().glob("*.toml"))
     if not rows:
@@ -117,13 +115,13 @@ def cmd_list(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from potentials.sweep import load_sweep, run_sweep
+    from finetune.sweep import load_sweep, run_sweep
 
     return run_sweep(load_sweep(a.sweep), Path(a.root), progress=not a.quiet, jobs=a.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m potentials.finetune", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m finetune", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -165,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--foundation", help="foundation MACE model: catalog name or .model path (naive, multihead)")
     p.add_argument("--pretrain", help="prepared data set replayed for the foundation head (multihead)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--hyper", help="TOML file overriding potentials/hyperparams/*.toml")
+    p.add_argument("--hyper", help="TOML file overriding finetune/hyperparams/*.toml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="one hyper-parameter (repeatable)")
     p.add_argument("--force", action="store_true", help="replace a registered model of the same name")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -189,12 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_sweep)
 
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        return a.fn(a)
-    except LifDiffusionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: a.fn(a), quiet=getattr(a, "quiet", False))
 
 
 if __name__ == "__main__":

@@ -13,19 +13,19 @@ import re
 import shutil
 from pathlib import Path
 
-from inputs.errors import InputError
-from inputs.io import atomic_write_text
-from potentials.files import cache_dir
+from core.errors import InputError
+from core.files import atomic_write_text
+from potentials.catalog import models_dir, trained_catalog_dir
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def catalog_dir() -> Path:
-    return cache_dir() / "catalog.d"
+    return trained_catalog_dir()
 
 
 def trained_root() -> Path:
-    return cache_dir() / "models" / "trained"
+    return models_dir() / "trained"
 
 
 def check_name(name: str) -> str:
@@ -78,16 +78,11 @@ def register(name: str, staging: Path, family: str, model_file: str, elements: t
         shutil.rmtree(final)
     staging.rename(final)
     fields = {"family": family, "description": description,
-              "source": f"trained by python -m potentials.finetune; provenance in {final / 'provenance.json'}",
+              "source": f"trained by python -m finetune; provenance in {final / 'provenance.json'}",
               "elements": list(elements), "model": str(final / model_file),
               "provenance": str(final / "provenance.json"), **(extra or {})}
-    text = f"# registered by potentials.finetune\n[{json.dumps(name)}]\n" + "".join(
+    text = f"# registered by python -m finetune\n[{json.dumps(name)}]\n" + "".join(
         f"{k} = {_toml_value(v)}\n" for k, v in fields.items())
     entry.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(entry, text)
     return final
-
-
-def unregister(name: str) -> None:
-    (catalog_dir() / f"{name}.toml").unlink(missing_ok=True)
-    shutil.rmtree(model_dir(name), ignore_errors=True)

@@ -7,32 +7,23 @@ independent of LAMMPS. Units in the outputs: meV/atom, meV/Å, meV/Å³.
 from __future__ import annotations
 
 import json
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from inputs.errors import InputError
-from inputs.io import atomic_write_text
-from potentials.datasets import labels
+from core import plotting
+from core.errors import InputError
+from core.files import atomic_write_text
+from finetune.datasets import labels
+from potentials.catalog import PotentialEntry, family_of
 
 
 def calculator(family: str, model_path: str | Path, head: str | None = None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.load / weights_only notices from the packages' own loaders
-        if family == "mace":
-            from mace.calculators import MACECalculator
-
-            kw = {"head": head} if head else {}
-            return MACECalculator(model_paths=str(model_path), device="cpu", default_dtype="float64", **kw)
-        if family == "deepmd":
-            os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # see potentials.deepmd
-            os.environ.setdefault("DP_INFER_BATCH_SIZE", "1024")  # its default; set, DeePMD-kit stops warning
-            from deepmd.calculator import DP
-
-            return DP(str(model_path))
-    raise InputError(f"no ASE calculator for family {family!r} (mace, deepmd)")
+    """The family's own ASE calculator (see potentials.base) for a model file, e.g. one not registered yet."""
+    entry = PotentialEntry(name=Path(model_path).stem, family=family, description="", source="",
+                           elements=(), params={"model": str(Path(model_path).resolve()),
+                                                **({"head": head} if head else {})}, catalog="<file>")
+    return family_of(entry).ase_calculator(entry)
 
 
 def predict(calc, frames: list) -> list[tuple[float, np.ndarray, np.ndarray | None]]:
@@ -72,11 +63,7 @@ def metrics(frames: list, predictions: list) -> dict:
 
 
 def parity_plot(frames: list, predictions: list, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     lab = [labels(a) for a in frames]
     n_at = np.array([len(a) for a in frames], dtype=float)
     panels = [("energy (eV/atom)", np.array([e for e, _, _ in lab]) / n_at,
@@ -99,12 +86,7 @@ def parity_plot(frames: list, predictions: list, path: Path, title: str) -> Path
         ax.set_title(f"RMSE {m[key]['rmse']:.3g} {unit}, MAE {m[key]['mae']:.3g}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return plotting.save(fig, path, dpi=120)
 
 
 def validate(family: str, model_path: str | Path, frames: list, out_dir: Path, title: str,

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inputs.errors import InputError
-from inputs.io import atomic_write_text, sha256_file
+from core.errors import InputError
+from core.files import atomic_copy, atomic_write_text, sha256_file
 from inputs.structure import TYPE_ORDER
 
 FORMATS = ("extxyz", "deepmd", "ase-db")
@@ -217,9 +217,7 @@ def write_extxyz(frames: list, path: Path) -> Path:
             b.info["REF_stress"] = np.asarray(stress, dtype=float)
         out.append(b)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(str(tmp), out, format="extxyz")
-    tmp.replace(path)
+    atomic_copy(lambda tmp: write(tmp, out, format="extxyz"), path)
     return path
 
 
@@ -263,9 +261,7 @@ def save_npz(frames: list, path: Path) -> Path:
                               for _, _, s in lab]),
     }
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    atomic_copy(lambda tmp: np.savez(tmp, **arrays), path)
     return path
 
 
@@ -375,5 +371,5 @@ def load(path: str | Path) -> DataSet:
     m = path / "dataset.json"
     if not m.is_file():
         raise InputError(f"{path} is not a prepared data set (no dataset.json); make one with "
-                         "`python -m potentials.finetune data SOURCE... --out DIR`")
+                         "`python -m finetune data SOURCE... --out DIR`")
     return DataSet(path, json.loads(m.read_text()))

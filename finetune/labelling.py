@@ -3,7 +3,7 @@
 Frames are ASE ``Atoms`` (orthorhombic cells, Å). :func:`label_with_lammps` computes energies (eV) and forces
 (eV/Å) and stress (eV/Å³, ASE's sign and Voigt order) for many frames in one LAMMPS process (``rerun`` over a dump), with any potential of the catalog — the
 classical baseline labels the tests' data sets; a DFT code through an ASE calculator labels real ones.
-The writers for the trainers are in :mod:`potentials.datasets`.
+The writers for the trainers are in :mod:`finetune.datasets`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inputs.errors import LammpsError, PotentialError
-from inputs.structure import Structure, TYPE_ORDER, rocksalt_lif, with_defect, write_lammps_data
+from core.errors import LammpsError, PotentialError
+from core.units import BAR_PER_EV_A3
+from inputs.structure import TYPE_ORDER, Structure, rocksalt_lif, with_defect, write_lammps_data
 from potentials.base import PairBlock
-
-#: 1 eV/Å³ in bar (LAMMPS metal pressure unit)
-BAR_PER_EV_A3 = 1.602176634e6
 
 
 def structure_to_atoms(s: Structure):

@@ -8,16 +8,17 @@
 - ``scratch``: a fresh MACE on the target set only (the control);
 - ``deepmd``: ``dp --pt train`` then ``dp --pt freeze``, with ``sel`` from ``dp neighbor-stat`` on the data.
 
-Hyper-parameters: ``potentials/hyperparams/{mace,deepmd}.toml`` (documented defaults), overridden by a user file
+Hyper-parameters: ``finetune/hyperparams/{mace,deepmd}.toml`` (documented defaults), overridden by a user file
 and by ``key=value`` pairs. Each run works in ``<cache>/models/trained/.staging-<name>/`` and registers only
 after training, validation on the held-out split and conversion for LAMMPS succeeded
-(:mod:`potentials.registry`).
+(:mod:`finetune.registry`).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import re
@@ -30,14 +31,18 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal, get_args
 
-from inputs.errors import InputError, ModelMissingError, PotentialError
-from inputs.io import atomic_write_text, sha256_file
+from core.errors import InputError, ModelMissingError, PotentialError
+from core.files import atomic_write_text, sha256_file
+from finetune import registry
+from finetune.datasets import DataSet, write_deepmd
 from inputs.structure import TYPE_ORDER
-from potentials import registry
-from potentials.datasets import DataSet, write_deepmd
 
-STRATEGIES = ("naive", "multihead", "scratch", "deepmd")
+logger = logging.getLogger(__name__)
+
+Strategy = Literal["naive", "multihead", "scratch", "deepmd"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 MACE_STRATEGIES = ("naive", "multihead", "scratch")
 #: mace_run_train flags that take no value (``store_true``)
 MACE_SWITCHES = {"ema", "swa", "amsgrad", "stage_two", "lbfgs", "keep_checkpoints", "save_all_checkpoints",
@@ -70,7 +75,7 @@ class TrainRequest:
 # --- hyper-parameters -----------------------------------------------------------------------------------------
 
 def _builtin(name: str) -> dict:
-    return tomllib.loads(resources.files("potentials.hyperparams").joinpath(name).read_text())
+    return tomllib.loads(resources.files("finetune.hyperparams").joinpath(name).read_text())
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -186,7 +191,7 @@ def run_logged(cmd: list[str], cwd: Path, log: Path, env: dict | None = None, pr
             fh.write(line)
             tail = (tail + [line.rstrip()])[-15:]
             if progress and PROGRESS.search(line):
-                print(f"  {line.rstrip()[-150:]}", file=sys.stderr, flush=True)
+                logger.info("  %s", line.rstrip()[-150:])
         rc = proc.wait()
     if rc != 0:
         raise PotentialError(f"{Path(cmd[0]).name} {' '.join(map(str, cmd[1:3]))} ... failed (exit {rc}); log: {log}\n"
@@ -337,15 +342,15 @@ def check_request(req: TrainRequest) -> Path | None:
 
 def train(req: TrainRequest) -> Path:
     """Train, validate, convert and register; returns the registered model directory."""
-    from potentials.validation import validate
+    from finetune.validation import validate
 
     foundation = check_request(req)
     hp = hyperparameters(req.strategy, req.hyper_file, req.overrides)
     work = registry.staging_dir(req.name)
     log = work / "train.log"
     started = time.time()
-    print(f"training {req.name!r} ({req.strategy}, {req.data.manifest['splits']['train']['n']} configurations, "
-          f"seed {req.seed}); log: {log}", file=sys.stderr)
+    logger.info("training %r (%s, %d configurations, seed %d); log: %s", req.name, req.strategy,
+                req.data.manifest["splits"]["train"]["n"], req.seed, log)
     if req.strategy == "deepmd":
         model, info = _train_deepmd(req, hp, work, log)
         family, model_name = "deepmd", "model.pth"
@@ -381,6 +386,6 @@ def train(req: TrainRequest) -> Path:
     desc = f"{req.strategy} on {prov['n_train']} configurations (seed {req.seed})" + (
         f" from {req.foundation}" if req.foundation and foundation is not None else "")
     final = registry.register(req.name, work, family, model_name, req.elements, desc, prov, replace=req.force)
-    print(f"registered {req.name!r}: {final}  (test force RMSE {metrics['forces_mev_per_a']['rmse']:.1f} meV/Å)",
-          file=sys.stderr)
+    logger.info("registered %r: %s  (test force RMSE %.1f meV/Å)", req.name, final,
+                metrics["forces_mev_per_a"]["rmse"])
     return final

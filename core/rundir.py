@@ -1,0 +1,283 @@
+"""The run directory: what a run holds, under which names, and its summary record.
+
+A run directory (``runs/<study>/<potential>/T<T>K/seed<k>/``) is the unit every stage exchanges: the driver
+renders it (deck, structure, summary), LAMMPS fills it (logs, trajectory segments, restart files), the driver
+merges the segments, and the analysis reads it — possibly on another machine, after ``rsync``. This module is the
+one place that spells its file names and reads or writes ``summary.json``; everybody else goes through
+:class:`RunDir` and the typed, frozen :class:`RunSummary`.
+
+=========================  =========================================================================================
+``in.lammps``              the deck (``lmp -in in.lammps``; resume: ``-var resume 1 -var restart_from FILE``)
+``data.lmp``               the structure as a LAMMPS data file
+``structure.json``         what the structure is (cell, defect, the sites the analysis assigns atoms to)
+``summary.json``           :class:`RunSummary`: status, what was asked, what ran, what came out
+``traj.<k>.dump|dcd``      production trajectory segment written by attempt k; merged into ``traj.dump|dcd``
+``configs.<k>.dump``       all atoms every ``md.config_interval_ps`` (samples for fine-tuning)
+``log.<k>.lammps``         LAMMPS's log of attempt k
+``restart.a.bin|b.bin``    alternating restart files; ``final.restart`` at the end
+``analysis.json|npz``      the run's analysis (MSD, events ...), keyed by the trajectory it was computed from
+=========================  =========================================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from core.config import from_dict, to_dict
+from core.errors import InputError
+from core.files import atomic_write_text
+
+DECK = "in.lammps"
+DATA = "data.lmp"
+STRUCTURE = "structure.json"
+SUMMARY = "summary.json"
+LOCK = ".lock"
+TRAJECTORY_PREFIX = "traj"
+CONFIG_PREFIX = "configs"
+RESTART_FILES = ("restart.a.bin", "restart.b.bin")
+FINAL_RESTART = "final.restart"
+ANALYSIS_JSON = "analysis.json"
+ANALYSIS_NPZ = "analysis.npz"
+DONE_MARK = "LIF_DIFFUSION_DONE"  # the deck's last line prints it: LAMMPS reached the end
+
+DumpFormat = Literal["text", "dcd"]
+DUMP_SUFFIX: dict[str, str] = {"text": "dump", "dcd": "dcd"}
+Status = Literal["rendered", "running", "interrupted", "finished", "failed"]
+SCHEMA = 2
+
+_PACKAGES = ("lif-diffusion", "numpy", "scipy", "MDAnalysis", "jinja2", "lammps", "ase", "mace-torch", "deepmd-kit",
+             "torch")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What LAMMPS must have to run the deck, and the extra command-line arguments it needs."""
+
+    packages: tuple[str, ...] = ()
+    styles: tuple[tuple[str, str], ...] = ()  # (category, style), e.g. ("pair", "born/coul/long")
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LammpsUsed:
+    executable: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a finished run left: the merged trajectory and its extent in LAMMPS steps."""
+
+    trajectory: str
+    format: DumpFormat
+    frames: int
+    first_step: int | None
+    last_step: int | None
+    final_restart: str
+    logs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """``summary.json``: everything needed to trace a number back to its inputs, and the run's state.
+
+    Rendering fixes the first block (what the run is); running adds the second (what happened). ``config`` is
+    the resolved study (re-read as a typed study by :func:`inputs.study.study_of`), ``structure`` what
+    ``structure.json`` holds, ``potential_entry`` the catalog entry; those three are provenance records."""
+
+    status: Status
+    fingerprint: str
+    created: str
+    study: str
+    study_source: str
+    potential: str
+    family: str
+    temperature_k: float
+    seed: int
+    timestep_fs: float
+    total_steps: int
+    dump_format: DumpFormat
+    config: dict[str, Any]
+    structure: dict[str, Any]
+    potential_entry: dict[str, Any]
+    requirements: Requirements
+    inputs: dict[str, dict[str, Any]]
+    versions: dict[str, str]
+    git: str | None = None
+    schema: int = SCHEMA
+    updated: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    pid: int | None = None
+    lammps: LammpsUsed | None = None
+    error: str | None = None
+    failure_class: str | None = None
+    wall_s: float | None = None
+    outputs: Outputs | None = None
+    segments: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.status == "finished"
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def trajectory_name(fmt: str) -> str:
+    """The merged Li trajectory of a finished run: ``traj.dump`` (text) or ``traj.dcd``."""
+    return f"{TRAJECTORY_PREFIX}.{DUMP_SUFFIX[fmt]}"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory and the names of everything in it."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # --- names ---------------------------------------------------------------------------------------------
+    @property
+    def deck(self) -> Path:
+        return self.path / DECK
+
+    @property
+    def data(self) -> Path:
+        return self.path / DATA
+
+    @property
+    def structure_file(self) -> Path:
+        return self.path / STRUCTURE
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK
+
+    def trajectory(self, fmt: str) -> Path:
+        return self.path / trajectory_name(fmt)
+
+    def segment(self, k: int, fmt: str) -> Path:
+        return self.path / f"{TRAJECTORY_PREFIX}.{k}.{DUMP_SUFFIX[fmt]}"
+
+    def segments(self, fmt: str) -> list[int]:
+        """Numbers of the trajectory segments present, in order."""
+        return self._numbered(TRAJECTORY_PREFIX, DUMP_SUFFIX[fmt])
+
+    def config_dumps(self) -> list[Path]:
+        return [self.path / f"{CONFIG_PREFIX}.{k}.dump" for k in self._numbered(CONFIG_PREFIX, "dump")]
+
+    def log(self, k: int) -> Path:
+        return self.path / f"log.{k}.lammps"
+
+    def logs(self) -> list[Path]:
+        return [self.log(k) for k in self._numbered("log", "lammps")]
+
+    def restarts(self) -> list[Path]:
+        """Non-empty restart files, newest first."""
+        files = [self.path / f for f in RESTART_FILES if (self.path / f).is_file() and (self.path / f).stat().st_size]
+        return sorted(files, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+    @property
+    def analysis_json(self) -> Path:
+        return self.path / ANALYSIS_JSON
+
+    @property
+    def analysis_npz(self) -> Path:
+        return self.path / ANALYSIS_NPZ
+
+    def _numbered(self, prefix: str, suffix: str) -> list[int]:
+        out = []
+        for p in self.path.glob(f"{prefix}.*.{suffix}"):
+            k = p.name[len(prefix) + 1:-len(suffix) - 1]
+            if k.isdigit():
+                out.append(int(k))
+        return sorted(out)
+
+    # --- the summary ---------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.summary_file.is_file()
+
+    def read(self) -> RunSummary:
+        path = self.summary_file
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"{self.path} is not a run directory (no {SUMMARY})") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path} is not valid JSON: {e}") from None
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            raise InputError(f"{path} has summary schema {doc.get('schema') if isinstance(doc, dict) else '?'}, "
+                             f"this lif-diffusion reads schema {SCHEMA}: render the study again (a new --root)")
+        return from_dict(RunSummary, doc, str(path))
+
+    def write(self, summary: RunSummary) -> RunSummary:
+        summary = dataclasses.replace(summary, schema=SCHEMA, updated=now())
+        atomic_write_text(self.summary_file, json.dumps(to_dict(summary), indent=2) + "\n")
+        return summary
+
+    def update(self, **changes: Any) -> RunSummary:
+        return self.write(dataclasses.replace(self.read(), **changes))
+
+    def trajectory_of(self, summary: RunSummary) -> Path:
+        return self.trajectory(summary.dump_format)
+
+    def is_finished(self, summary: RunSummary) -> bool:
+        return summary.done and self.trajectory_of(summary).is_file()
+
+
+def find_runs(study_dir: str | Path) -> list[tuple[RunDir, RunSummary]]:
+    """Every run directory below ``study_dir`` (found by its summary) with its summary, in path order.
+
+    Staging directories of a render that was killed (names starting with '.') are skipped."""
+    study_dir = Path(study_dir)
+    runs = []
+    for s in sorted(study_dir.glob(f"**/{SUMMARY}")):
+        if any(part.startswith(".") for part in s.relative_to(study_dir).parts):
+            continue
+        run = RunDir(s.parent)
+        runs.append((run, run.read()))
+    if not runs:
+        raise InputError(f"{study_dir} holds no run directories (no {SUMMARY} below it)")
+    return runs

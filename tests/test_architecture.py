@@ -1,0 +1,103 @@
+"""The floor plan, checked: which package may import which, and who owns the run directory's file names.
+
+Layers, bottom to top (README "How it is organised"): core < inputs < potentials < templates < analysis < driver <
+finetune. A package imports only from the layers below it (imports inside functions count too); command-line
+``__main__`` modules may sit on top of everything."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+LAYERS = ("core", "inputs", "potentials", "templates", "analysis", "driver", "finetune")
+#: the run directory's file names: spelt in core/rundir.py alone
+RUNDIR_NAMES = ("summary.json", "in.lammps", "data.lmp", "structure.json", "traj.", "restart.a.bin",
+                "restart.b.bin", "final.restart", "analysis.json", "analysis.npz", "configs.", "log.")
+
+
+def modules():
+    for pkg in LAYERS:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            yield pkg, path
+
+
+def imported_packages(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out & set(LAYERS)
+
+
+def package_graph(skip_main: bool = True) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {p: set() for p in LAYERS}
+    for pkg, path in modules():
+        if skip_main and path.name == "__main__.py":
+            continue
+        graph[pkg] |= imported_packages(path) - {pkg}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack + [node, nxt]
+            if nxt not in state and (found := visit(nxt, stack + [node])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state and (found := visit(node, [])):
+            return found
+    return None
+
+
+def test_no_import_cycle_between_packages():
+    assert find_cycle(package_graph()) is None, find_cycle(package_graph())
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+@pytest.mark.parametrize("pkg", LAYERS)
+def test_each_package_imports_only_the_layers_below(pkg):
+    below = set(LAYERS[:LAYERS.index(pkg)])
+    offenders = {}
+    for p, path in modules():
+        if p == pkg and path.name != "__main__.py":
+            bad = imported_packages(path) - below - {pkg}
+            if bad:
+                offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert not offenders, f"{pkg} may import only {sorted(below)}: {offenders}"
+
+
+def _code_strings(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+
+
+def test_only_core_rundir_spells_the_run_directory():
+    owner = ROOT / "core" / "rundir.py"
+    found = []
+    for _, path in modules():
+        if path == owner:
+            continue
+        for line, s in _code_strings(path):
+            if any(s == name or (name.endswith(".") and s.startswith(name) and len(s) > len(name))
+                   for name in RUNDIR_NAMES):
+                found.append(f"{path.relative_to(ROOT)}:{line}: {s!r}")
+    assert not found, "run-directory file names outside core/rundir.py:\n" + "\n".join(found)

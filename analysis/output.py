@@ -19,7 +19,8 @@ from core.units import UNITS
 
 DIFFUSIVITY_COLUMNS = ("potential", "temperature_k", "selection", "d_cm2_s", "d_stderr_cm2_s", "fit_start_ps",
                        "fit_end_ps", "n_replicas", "n_blocks", "n_samples", "n_atoms", "simulated_ps", "method",
-                       "n_hops", "flag")
+                       "n_hops", "flag", "lattice_constant_angstrom", "lattice_constant_stderr_angstrom",
+                       "pressure_bar", "pressure_stderr_bar", "target_pressure_bar", "pressure_flag")
 
 
 def _csv(rows: list[dict], columns) -> str:
@@ -39,7 +40,8 @@ def diffusivity_rows(results) -> list[dict]:
                      "d_cm2_s": e.d_cm2_s, "d_stderr_cm2_s": e.d_stderr_cm2_s, "fit_start_ps": e.fit_start_ps,
                      "fit_end_ps": e.fit_end_ps, "n_replicas": e.n_replicas, "n_blocks": e.n_blocks,
                      "n_samples": e.n_samples, "n_atoms": e.n_atoms, "simulated_ps": e.simulated_ps,
-                     "method": e.method, "n_hops": r.n_hops, "flag": r.flag})
+                     "method": e.method, "n_hops": r.n_hops, "flag": r.flag}
+                    | (asdict(r.conditions) | {"pressure_flag": r.conditions.pressure_flag} if r.conditions else {}))
     return rows
 
 

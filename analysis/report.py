@@ -138,6 +138,12 @@ def _fmt(v, spec=".3g", none="–") -> str:
     return none if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
 
 
+def _pm(value, stderr, spec: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:{spec}}" + (f" ± {stderr:{spec}}" if stderr is not None else " (fixed)")
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -176,6 +182,7 @@ def build_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
            "diffusivity": [row | {"runs": list(r.run_dirs)}
                            for row, r in zip(diffusivity_rows(analysis.results), analysis.results)],
            "provenance": provenance(study_dir, analysis.runs), "pending": [str(p) for p in analysis.pending],
+           "lammps_builds": analysis.lammps_builds(), "families": sorted({s.family for _, s in analysis.runs}),
            "figures": [p.name for p, _ in figs]}
     atomic_write_text(out / "report.json", json.dumps(doc, indent=1, default=str) + "\n")
     atomic_write_text(out / "index.html", render_html(doc, figs))
@@ -194,14 +201,18 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
     rows = [{"potential": d["potential"], "temperature": f"{d['temperature_k']:g}", "selection": d["selection"],
              "d": _fmt(d["d_cm2_s"]), "stderr": _fmt(d["d_stderr_cm2_s"]), "replicas": d["n_replicas"],
              "simulated": f"{d['simulated_ps']:g}", "window": f"{d['fit_start_ps']:g}–{d['fit_end_ps']:g}",
-             "hops": d["n_hops"], "flag": d["flag"]} for d in doc["diffusivity"]]
+             "hops": d["n_hops"], "flag": "; ".join(f for f in (d["flag"], d.get("pressure_flag")) if f),
+             "a": _pm(d.get("lattice_constant_angstrom"), d.get("lattice_constant_stderr_angstrom"), ".4f"),
+             "p": _pm(d.get("pressure_bar"), d.get("pressure_stderr_bar"), ".0f")} for d in doc["diffusivity"]]
     prov = [{"run": p["run"], "status": p["status"], "lammps": str(p["lammps"]), "deck": str(p["deck_sha256"])[:12],
              "data": str(p["data_sha256"])[:12],
              "models": ", ".join(f"{k}: {str(v)[:12]}" for k, v in (p["models"] or {}).items()),
              "git": str(p["git"])[:12], "wall": _fmt(p["wall_s"], ".0f")} for p in doc["provenance"]]
     versions = doc["provenance"][0]["versions"] if doc["provenance"] else {}
     images = [{"src": _data_uri(p), "alt": alt, "name": p.name} for p, alt in figs]
-    return render("report.html.j2", study=doc["study"], study_dir=doc["study_dir"],
+    families = set(doc["families"])
+    charged = "classical" in families and bool(families & {"mace", "deepmd"})
+    return render("report.html.j2", study=doc["study"], charged_note=charged, builds=doc["lammps_builds"], study_dir=doc["study_dir"],
                   selection=doc["selection_for_arrhenius"], paper=PAPER, pending=doc["pending"], fits=fits,
                   rows=rows, provenance=prov, versions=", ".join(f"{k} {v}" for k, v in versions.items()),
                   top_figures=images[:2], msd_figures=images[2:], hop_angstrom=HOP_ANGSTROM, min_hops=MIN_HOPS)

@@ -29,7 +29,7 @@ from inputs.study import study_of
 log = logging.getLogger(__name__)
 
 #: bump when what is stored, or how it is computed, changes: older caches are then recomputed
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,44 @@ def cache_key(run: RunDir, summary: RunSummary) -> dict:
     path = run.trajectory_of(summary)
     st = path.stat()
     an = study_of(summary.config, str(run.summary_file)).analysis
+    fcom = run.fcom.stat() if run.fcom.is_file() else None
     return {"version": VERSION, "trajectory": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "n_blocks": an.n_blocks, "timestep_fs": summary.timestep_fs}
+            "fcom": [fcom.st_size, fcom.st_mtime_ns] if fcom else None, "n_blocks": an.n_blocks,
+            "timestep_fs": summary.timestep_fs}
 
 
 def read_li(run: RunDir, summary: RunSummary) -> Trajectory:
-    """The run's Li trajectory (text dump or DCD, as the study dumped it), atoms in id order."""
+    """The run's Li trajectory (text dump or DCD, as the study dumped it), atoms in id order, in the frame of the
+    host lattice: the displacement of the F sublattice's centre of mass since the first frame is subtracted
+    (``fcom.txt``; runs without one are taken as they are)."""
     li_type = summary.structure["type_order"].index("Li") + 1
     path = run.trajectory_of(summary)
     if summary.dump_format == "dcd":
-        return read_dcd(path, summary.timestep_fs, atom_ids=ids_of_type(run.data, li_type))
-    return read_dump(path, summary.timestep_fs, select=f"type {li_type}")
+        traj = read_dcd(path, summary.timestep_fs, atom_ids=ids_of_type(run.data, li_type))
+    else:
+        traj = read_dump(path, summary.timestep_fs, select=f"type {li_type}")
+    return in_host_frame(traj, read_fcom(run.fcom)) if run.fcom.is_file() else traj
+
+
+def read_fcom(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, centre of mass (n, 3) in Å) from an ``fcom.txt`` table."""
+    data = np.loadtxt(path, comments="#", ndmin=2)
+    if data.shape[1] != 4:
+        raise AnalysisError(f"{path}: expected rows of step x y z")
+    return data[:, 0].astype(np.int64), data[:, 1:]
+
+
+def in_host_frame(traj: Trajectory, fcom: tuple[np.ndarray, np.ndarray]) -> Trajectory:
+    """The trajectory with the host lattice's drift (the F centre of mass's displacement since the first frame)
+    removed, so that a slow drift of the whole crystal cannot pose as diffusion."""
+    steps, com = fcom
+    idx = np.searchsorted(steps, traj.steps)
+    if np.any(idx >= len(steps)) or np.any(steps[np.minimum(idx, len(steps) - 1)] != traj.steps):
+        raise AnalysisError(f"{traj.source}: the F centre-of-mass table does not cover every frame "
+                            f"(steps {traj.steps[0]}..{traj.steps[-1]})")
+    drift = com[idx] - com[idx[0]]
+    return Trajectory(traj.positions - drift[:, None, :].astype(traj.positions.dtype), traj.times_ps, traj.steps,
+                      traj.atom_ids, traj.source)
 
 
 def subset(traj: Trajectory, atom_ids) -> Trajectory:

@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from analysis.diffusion import DiffusionEstimate, Diffusivity, estimate_from_curves
 from analysis.hops import MIN_HOPS, too_few
 from analysis.runs import RunAnalysis, run_analysis
@@ -23,6 +25,57 @@ from core.rundir import RunDir, RunSummary, find_runs
 from inputs.study import study_of
 
 log = logging.getLogger(__name__)
+
+
+#: a production pressure further than this from the study's target is flagged (1 kbar is ~0.25 % of volume in
+#: LiF, ~0.1 % of the lattice constant: a few meV on a migration barrier)
+PRESSURE_TOLERANCE_BAR = 1000.0
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """The thermodynamic state of a state point's runs (their :class:`core.rundir.StatePoint`, pooled over
+    replicas): mean lattice constant and production pressure with 1σ standard errors; ``target_pressure_bar`` is
+    the NPT stage's pressure, None where the study fixed the volume."""
+
+    lattice_constant_angstrom: float
+    lattice_constant_stderr_angstrom: float | None
+    pressure_bar: float
+    pressure_stderr_bar: float | None
+    target_pressure_bar: float | None
+
+    @property
+    def pressure_flag(self) -> str:
+        if self.target_pressure_bar is None:
+            return ""
+        off = abs(self.pressure_bar - self.target_pressure_bar)
+        if off > PRESSURE_TOLERANCE_BAR and off > 3 * (self.pressure_stderr_bar or 0.0):
+            return (f"production pressure {self.pressure_bar:.0f} bar is far from the target "
+                    f"{self.target_pressure_bar:g} bar")
+        return ""
+
+
+def conditions(summaries: list[RunSummary]) -> Conditions | None:
+    """The pooled state of replicas (None if a run has no measured state)."""
+    states = [s.state for s in summaries]
+    if any(st is None for st in states):
+        return None
+
+    def pooled(values, errors):
+        errs = None if any(e is None for e in errors) else float(np.sqrt(np.sum(np.square(errors)))) / len(errors)
+        if len(values) > 1:  # the replicas' own scatter, where it is larger
+            scatter = float(np.std(values, ddof=1) / np.sqrt(len(values)))
+            errs = scatter if errs is None else max(errs, scatter)
+        return float(np.mean(values)), errs
+
+    a, a_err = pooled([st.lattice_constant_angstrom for st in states],
+                      [st.lattice_constant_stderr_angstrom for st in states])
+    p, p_err = pooled([st.pressure_bar for st in states], [st.pressure_stderr_bar for st in states])
+    study = study_of(summaries[0].config, summaries[0].study_source)
+    target = study.md.pressure_bar if study.system.volume == "npt" else None
+    if study.system.volume == "fixed":
+        a_err = None  # fixed by the study: no uncertainty
+    return Conditions(a, a_err, p, p_err, target)
 
 
 @dataclass(frozen=True)
@@ -36,6 +89,7 @@ class StateResult:
     run_dirs: tuple[str, ...]
     n_hops: int
     flag: str = ""
+    conditions: Conditions | None = None
 
     @property
     def point(self) -> Diffusivity:
@@ -68,6 +122,15 @@ class StudyAnalysis:
     def chosen(self) -> list[StateResult]:
         """The results of the study's own selection (what the Arrhenius fit uses)."""
         return [r for r in self.results if r.selection == self.selection]
+
+    def lammps_builds(self) -> dict[str, list[str]]:
+        """The LAMMPS builds the runs used (version and build id -> run directories); more than one in a study is
+        worth a look (a cluster's LAMMPS for some runs, another for others)."""
+        out: dict[str, list[str]] = {}
+        for r, s in self.runs:
+            if s.lammps is not None:
+                out.setdefault(f"{s.lammps.version} ({s.lammps.build or s.lammps.executable})", []).append(str(r))
+        return out
 
     def points(self, selection: str | None = None) -> dict[str, list[Diffusivity]]:
         """(T, D, σ, n) per potential, for the Arrhenius fit."""
@@ -105,7 +168,8 @@ def analyse_study(study_dir: str | Path, jobs: int | None = None) -> StudyAnalys
                                        start_fraction=an.fit_start_fraction, end_fraction=an.fit_end_fraction)
             hops = sum(a.n_hops for a in sel)
             flag = f"few hops ({hops} < {MIN_HOPS}): D rests on too few events" if too_few(hops) else ""
-            results.append(StateResult(pot, t, name, est, tuple(str(r) for r, _ in members), hops, flag))
+            results.append(StateResult(pot, t, name, est, tuple(str(r) for r, _ in members), hops, flag,
+                                       conditions([s for _, s in members])))
     first = study_of(finished[0][1].config, str(finished[0][0].summary_file))
     return StudyAnalysis(study_dir, first.name, first.analysis.selection, results, pending, runs, analyses)
 

@@ -12,6 +12,7 @@ one place that spells its file names and reads or writes ``summary.json``; every
 ``structure.json``         what the structure is (cell, defect, the sites the analysis assigns atoms to)
 ``summary.json``           :class:`RunSummary`: status, what was asked, what ran, what came out
 ``traj.<k>.dump|dcd``      production trajectory segment written by attempt k; merged into ``traj.dump|dcd``
+``fcom.<k>.txt``           the F sublattice's centre of mass at every frame; merged into ``fcom.txt``
 ``configs.<k>.dump``       all atoms every ``md.config_interval_ps`` (samples for fine-tuning)
 ``log.<k>.lammps``         LAMMPS's log of attempt k
 ``restart.a.bin|b.bin``    alternating restart files; ``final.restart`` at the end
@@ -46,7 +47,9 @@ RESTART_FILES = ("restart.a.bin", "restart.b.bin")
 FINAL_RESTART = "final.restart"
 ANALYSIS_JSON = "analysis.json"
 ANALYSIS_NPZ = "analysis.npz"
+FCOM_PREFIX = "fcom"
 DONE_MARK = "LIF_DIFFUSION_DONE"  # the deck's last line prints it: LAMMPS reached the end
+CELL_MARK = "LIF_DIFFUSION_CELL"  # the deck prints the cell of the NVT stages: xlo ylo zlo lx ly lz xy xz yz
 
 DumpFormat = Literal["text", "dcd"]
 DUMP_SUFFIX: dict[str, str] = {"text": "dump", "dcd": "dcd"}
@@ -55,6 +58,20 @@ SCHEMA = 2
 
 _PACKAGES = ("lif-diffusion", "numpy", "scipy", "MDAnalysis", "jinja2", "lammps", "ase", "mace-torch", "deepmd-kit",
              "torch")
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The deck's stages as LAMMPS timesteps from 0: NPT (ends at 0 when the volume is fixed), NVT
+    equilibration, production."""
+
+    npt_end: int
+    equilibration_end: int
+    production_end: int
+
+    @property
+    def npt_half(self) -> int:
+        return self.npt_end // 2
 
 
 @dataclass(frozen=True)
@@ -68,8 +85,30 @@ class Requirements:
 
 @dataclass(frozen=True)
 class LammpsUsed:
+    """The LAMMPS that ran (the last attempt): ``build`` identifies the build (executable, version, packages), so
+    a study whose runs used different builds can be told apart."""
+
     executable: str
     version: str
+    build: str = ""
+
+
+@dataclass(frozen=True)
+class StatePoint:
+    """The thermodynamic state of the production run, measured from its LAMMPS log: the cell of the NVT stages
+    (found by the NPT stage, or fixed by the study), the lattice constant it corresponds to, and the mean
+    production pressure and temperature, each with its 1σ standard error (block averages)."""
+
+    cell_angstrom: tuple[float, float, float, float, float, float]  # lx ly lz xy xz yz
+    origin_angstrom: tuple[float, float, float]  # xlo ylo zlo
+    volume_a3: float
+    lattice_constant_angstrom: float
+    lattice_constant_stderr_angstrom: float | None  # None: fixed by the study
+    pressure_bar: float
+    pressure_stderr_bar: float | None
+    temperature_k: float
+    temperature_stderr_k: float | None
+    samples: int  # thermo rows of the production run behind the means
 
 
 @dataclass(frozen=True)
@@ -103,7 +142,7 @@ class RunSummary:
     temperature_k: float
     seed: int
     timestep_fs: float
-    total_steps: int
+    stages: Stages
     dump_format: DumpFormat
     config: dict[str, Any]
     structure: dict[str, Any]
@@ -123,6 +162,7 @@ class RunSummary:
     wall_s: float | None = None
     outputs: Outputs | None = None
     segments: int = 0
+    state: StatePoint | None = None
 
     @property
     def done(self) -> bool:
@@ -204,6 +244,17 @@ class RunDir:
     def segments(self, fmt: str) -> list[int]:
         """Numbers of the trajectory segments present, in order."""
         return self._numbered(TRAJECTORY_PREFIX, DUMP_SUFFIX[fmt])
+
+    def fcom_segment(self, k: int) -> Path:
+        return self.path / f"{FCOM_PREFIX}.{k}.txt"
+
+    def fcom_segments(self) -> list[int]:
+        return self._numbered(FCOM_PREFIX, "txt")
+
+    @property
+    def fcom(self) -> Path:
+        """The F sublattice's centre of mass (unwrapped, Å) at every production frame: ``step x y z`` rows."""
+        return self.path / f"{FCOM_PREFIX}.txt"
 
     def config_dumps(self) -> list[Path]:
         return [self.path / f"{CONFIG_PREFIX}.{k}.dump" for k in self._numbered(CONFIG_PREFIX, "dump")]

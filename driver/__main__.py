@@ -112,7 +112,11 @@ def cmd_status(args) -> int:
     from driver.runner import progress_of
 
     counts: dict[str, int] = {}
+    builds: dict[str, int] = {}
     for run, s in find_runs(Path(args.study_dir)):
+        if s.lammps is not None:
+            key = f"{s.lammps.version} ({s.lammps.build or s.lammps.executable})"
+            builds[key] = builds.get(key, 0) + 1
         counts[s.status] = counts.get(s.status, 0) + 1
         step, total, age_s = progress_of(run, s)
         how_far = f"{step}/{total} steps ({100 * step / total:.0f}%)" if total else ""
@@ -122,6 +126,9 @@ def cmd_status(args) -> int:
         label = f"{s.status} ({s.failure_class})" if s.status == "failed" and s.failure_class else s.status
         print(f"{label:26s} {run}  {how_far}{extra}")
     print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    if len(builds) > 1:
+        print("WARNING: the runs used different LAMMPS builds: "
+              + "; ".join(f"{k}: {n} run(s)" for k, n in sorted(builds.items())))
     return 0
 
 

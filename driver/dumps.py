@@ -15,7 +15,7 @@ from typing import Iterator
 
 from analysis.trajectory import dcd_header
 from core.errors import AnalysisError
-from core.files import atomic_copy
+from core.files import atomic_copy, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,23 @@ def merge_dcd(segment_paths: list[Path], out: Path, chunk_frames: int = 2000) ->
 
     atomic_copy(write, out)
     return merged[0]
+
+
+def merge_rows(parts: list[Path], out: Path, header: str) -> int:
+    """Text tables of ``step value ...`` rows (``fix ave/time`` files; '#' lines are comments) → one table with
+    each step once, written atomically; as for trajectories, a later part replaces the earlier ones from its first
+    step on. Returns the number of rows; writes nothing when there are no parts."""
+    if not parts:
+        return 0
+    rows: dict[int, str] = {}
+    for path in parts:
+        mine = {}
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if words and not line.startswith("#") and words[0].isdigit():
+                mine[int(words[0])] = " ".join(words)
+        if mine:
+            first = min(mine)
+            rows = {k: v for k, v in rows.items() if k < first} | mine
+    atomic_write_text(out, header + "".join(rows[k] + "\n" for k in sorted(rows)))
+    return len(rows)

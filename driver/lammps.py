@@ -9,6 +9,7 @@ one of those at it; :func:`check_requirements` then names any package or style i
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -36,6 +37,12 @@ class LammpsInfo:
 
     def has_style(self, category: str, style: str) -> bool:
         return (category, style) in self.styles
+
+    @property
+    def build(self) -> str:
+        """An identity of this build: its executable, version and packages (12 hex digits)."""
+        doc = "\n".join([os.path.realpath(self.executable), self.version, *sorted(self.packages)])
+        return hashlib.sha256(doc.encode()).hexdigest()[:12]
 
 
 def find_lammps(explicit: str | None = None) -> str:

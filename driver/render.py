@@ -24,6 +24,7 @@ from core.rundir import RunDir, RunSummary
 from inputs.structure import (
     TYPE_ORDER,
     Structure,
+    charges_for,
     check_cutoff,
     rocksalt_lif,
     with_defect,
@@ -36,6 +37,8 @@ from potentials.catalog import PotentialEntry, resolve
 from templates import render
 
 log = logging.getLogger(__name__)
+
+DECK_TEMPLATE = "md.lammps.j2"
 
 
 def temperature_label(t: float) -> str:
@@ -60,18 +63,19 @@ def plan(study: Study) -> list[RunSpec]:
 def build_structure(study: Study) -> Structure:
     sy = study.system
     try:
-        return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell), sy.defect)
+        return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell, sy.cell), sy.defect)
     except InputError as e:  # name the study file and the fields that made the structure
         raise InputError(f"{study.source}: system (lattice_constant_angstrom = {sy.lattice_constant_angstrom}, "
-                         f"supercell = {list(sy.supercell)}, defect = {sy.defect!r}): {e}") from None
+                         f"supercell = {list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}): {e}") from None
 
 
 def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
-    md = study.md
-    eq_end = md.steps(md.equilibration_ps, "equilibration_ps")
+    md, sy = study.md, study.system
+    stages = md.stages(sy.volume)
+    dump_every = md.steps(md.dump_interval_ps, "dump_interval_ps")
     return {
-        "title": f"NVT {run.potential} {run.temperature_k:g} K seed {run.seed}: "
-                 f"LiF {'x'.join(map(str, study.system.supercell))} with {study.system.defect}",
+        "title": f"{'NPT + ' if stages.npt_end else ''}NVT {run.potential} {run.temperature_k:g} K seed {run.seed}: "
+                 f"LiF {'x'.join(map(str, sy.supercell))} {sy.cell} cells with {sy.defect}",
         "study": study.name,
         "deck_name": rundir.DECK,
         "potential": run.potential,
@@ -79,17 +83,28 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
         "data_file": rundir.DATA,
         "pair_lines": block.lines,
         "li_type": TYPE_ORDER.index("Li") + 1,
+        "f_type": TYPE_ORDER.index("F") + 1,
         "timestep_ps": md.timestep_fs / 1000.0,
         "temperature_k": run.temperature_k,
         "damping_ps": md.thermostat_damping_ps,
         "seed": run.seed,
+        "momentum_every": dump_every,
         "thermo_every": md.steps(md.thermo_interval_ps, "thermo_interval_ps"),
         "restart_every": md.steps(md.restart_interval_ps, "restart_interval_ps"),
         "restart_files": rundir.RESTART_FILES,
-        "equilibration_end_step": eq_end,
-        "production_end_step": eq_end + md.steps(md.production_ps, "production_ps"),
-        "dump_every": md.steps(md.dump_interval_ps, "dump_interval_ps"),
+        "npt": stages.npt_end > 0,
+        "pressure_bar": md.pressure_bar,
+        "barostat_damping_ps": md.barostat_damping_ps,
+        "npt_half_step": stages.npt_half,
+        "npt_end_step": stages.npt_end,
+        "npt_average_steps": stages.npt_end - stages.npt_half,
+        "triclinic": sy.cell == "primitive",  # the rhombohedral cell: a triclinic LAMMPS box
+        "cell_mark": rundir.CELL_MARK,
+        "equilibration_end_step": stages.equilibration_end,
+        "production_end_step": stages.production_end,
+        "dump_every": dump_every,
         "dump_prefix": rundir.TRAJECTORY_PREFIX,
+        "fcom_prefix": rundir.FCOM_PREFIX,
         "dump_format": md.dump_format,
         "config_every": md.steps(md.config_interval_ps, "config_interval_ps"),
         "config_prefix": rundir.CONFIG_PREFIX,
@@ -99,7 +114,7 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
 
 
 def render_deck(study: Study, run: RunSpec, block: PairBlock) -> str:
-    return render("nvt.lammps.j2", **deck_context(study, run, block))
+    return render(DECK_TEMPLATE, **deck_context(study, run, block))
 
 
 def study_config(study: Study) -> dict:
@@ -107,11 +122,6 @@ def study_config(study: Study) -> dict:
     d = to_dict(study)
     d.pop("source")  # where it was read from: the summary's study_source
     return d
-
-
-def total_steps(study: Study) -> int:
-    md = study.md
-    return md.steps(md.equilibration_ps, "equilibration_ps") + md.steps(md.production_ps, "production_ps")
 
 
 def resolve_potentials(study: Study, structure: Structure, accelerator: str = "cpu"
@@ -147,8 +157,8 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
              if run.potential in resolved}
     # model files can be large: hash each once per potential, for the fingerprints and the summaries
     sums = {name: {f: sha256_file(Path(f)) for f in block.files} for name, (_, block) in resolved.items()}
-    prints = {run: fingerprint(deck, structure, resolved[run.potential][1], sums[run.potential])
-              for run, deck in decks.items()}
+    prints = {run: fingerprint(deck, structure, resolved[run.potential][1], sums[run.potential],
+                               study.system.charge_compensation) for run, deck in decks.items()}
     study_dir = Path(root) / study.name
     for run in decks:  # refuse before writing anything
         _check_existing(study_dir / run.relpath, prints[run])
@@ -160,11 +170,14 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
     return paths
 
 
-def fingerprint(deck: str, structure: Structure, block: PairBlock, file_sums: dict[str, str]) -> str:
-    """What makes a run what it is: its deck, its structure and its interactions (model files by checksum)."""
+def fingerprint(deck: str, structure: Structure, block: PairBlock, file_sums: dict[str, str],
+                compensation: str) -> str:
+    """What makes a run what it is: its deck, its structure and its interactions (model files by checksum).
+    Provenance (package versions, git revision) is not part of it."""
     doc = json.dumps({"deck": deck, "structure": structure.describe(),
                       "positions": structure.positions.round(10).tolist(), "charges": block.charges,
-                      "files": file_sums}, sort_keys=True, default=str)
+                      "compensation": compensation if block.charges else None, "files": file_sums},
+                     sort_keys=True, default=str)
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
@@ -186,14 +199,16 @@ def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: 
     stage = RunDir(Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent)))
     try:
         atomic_write_text(stage.deck, deck)
-        write_lammps_data(structure, stage.data, charges=block.charges, type_order=TYPE_ORDER)
+        charges = None if block.charges is None else \
+            charges_for(structure, block.charges, study.system.charge_compensation)
+        write_lammps_data(structure, stage.data, charges=charges, type_order=TYPE_ORDER)
         write_structure_json(structure, stage.structure_file)
         md = study.md
         summary = RunSummary(
             status="rendered", fingerprint=print_, created=rundir.now(), study=study.name,
             study_source=study.source, potential=run.potential, family=entry.family,
             temperature_k=run.temperature_k, seed=run.seed, timestep_fs=md.timestep_fs,
-            total_steps=total_steps(study),
+            stages=md.stages(study.system.volume),
             dump_format=md.dump_format, config=study_config(study), structure=structure.describe(),
             potential_entry=json.loads(json.dumps(entry.record(), default=str)), requirements=block.requirements,
             inputs={p.name: {"sha256": sha256_file(p)} for p in (stage.deck, stage.data)}

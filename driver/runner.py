@@ -26,6 +26,7 @@ from core.errors import LammpsError, LifDiffusionError
 from core.rundir import DONE_MARK, LammpsUsed, Outputs, Requirements, RunDir, RunSummary
 from driver import dumps
 from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
+from driver.logs import state_point
 
 log = logging.getLogger(__name__)
 _THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
@@ -95,11 +96,11 @@ def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, th
     segment = max(segs + logs) + 1 if segs or logs else 0  # never reuse a segment number: logs are kept
     attempts = [None] if not restarts else restarts
     s = run.update(status="running", started=rundir.now(), pid=os.getpid(),
-                   lammps=LammpsUsed(info.executable, info.version), error=None, failure_class=None)
+                   lammps=LammpsUsed(info.executable, info.version, info.build), error=None, failure_class=None)
     t0 = time.monotonic()
     err = None
     for restart in attempts:
-        rc, err, last_step = _lammps(run, info.executable, s.requirements, segment, restart, s.total_steps, progress,
+        rc, err, last_step = _lammps(run, info.executable, s.requirements, segment, restart, s.stages.production_end, progress,
                                      threads, position)
         if rc == 0 and err is None:
             break
@@ -119,9 +120,14 @@ def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, th
     out = run.trajectory(fmt)
     parts = ([out] if out.is_file() else []) + [run.segment(k, fmt) for k in run.segments(fmt)]
     merged = (dumps.merge_dcd if fmt == "dcd" else dumps.merge_segments)(parts, out)
+    fcom = ([run.fcom] if run.fcom.is_file() else []) + [run.fcom_segment(k) for k in run.fcom_segments()]
+    dumps.merge_rows(fcom, run.fcom, "# step x y z (Å): the F sublattice's centre of mass, unwrapped\n")
     for k in run.segments(fmt):
         run.segment(k, fmt).unlink()
+    for k in run.fcom_segments():
+        run.fcom_segment(k).unlink()
     return run.update(
+        state=state_point(run, s),
         status="finished", finished=rundir.now(), wall_s=round(wall, 3),
         outputs=Outputs(trajectory=out.name, format=fmt, frames=merged.frames, first_step=merged.first_step,
                         last_step=merged.last_step, final_restart=rundir.FINAL_RESTART,
@@ -131,7 +137,7 @@ def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, th
 
 def progress_of(run: RunDir, summary: RunSummary) -> tuple[int, int, float | None]:
     """(last step LAMMPS printed, total steps, seconds since the newest log was written), from the files alone."""
-    total = summary.total_steps
+    total = summary.stages.production_end
     if summary.done:
         return total, total, None
     logs = sorted(run.logs(), key=lambda p: p.stat().st_mtime_ns)

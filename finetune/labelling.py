@@ -17,14 +17,8 @@ import numpy as np
 
 from core.errors import LammpsError, PotentialError
 from core.units import BAR_PER_EV_A3
-from inputs.structure import TYPE_ORDER, Structure, rocksalt_lif, with_defect, write_lammps_data
+from inputs.structure import TYPE_ORDER, rocksalt_lif, with_defect, write_atoms_data
 from potentials.base import PairBlock
-
-
-def structure_to_atoms(s: Structure):
-    from ase import Atoms
-
-    return Atoms(symbols=list(s.species), positions=s.positions, cell=s.box_angstrom, pbc=True)
 
 
 def lif_frames(n: int, seed: int, lattice_constant_angstrom: float = 4.01, cells: int = 2,
@@ -35,7 +29,7 @@ def lif_frames(n: int, seed: int, lattice_constant_angstrom: float = 4.01, cells
     frames = []
     for _ in range(n):
         scale = 1.0 + rng.uniform(-strain, strain)
-        atoms = structure_to_atoms(base)
+        atoms = base.atoms()
         atoms.set_cell(atoms.cell * scale, scale_atoms=True)
         atoms.positions += rng.normal(0.0, rattle_angstrom, atoms.positions.shape)
         atoms.wrap()
@@ -58,9 +52,8 @@ def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         first = frames[0]
-        s = Structure(first.positions, tuple(first.get_chemical_symbols()), tuple(np.diag(first.cell.array)),
-                      0.0, (1, 1, 1))
-        write_lammps_data(s, tmp / "d.lmp", charges=block.charges)
+        charges = None if block.charges is None else [block.charges[e] for e in first.get_chemical_symbols()]
+        write_atoms_data(first, tmp / "d.lmp", charges=charges)
         types = {e: i + 1 for i, e in enumerate(TYPE_ORDER)}
         with open(tmp / "frames.dump", "w") as fh:
             for k, a in enumerate(frames):

@@ -1,35 +1,38 @@
-"""Rock-salt LiF supercells with point defects, written as LAMMPS data files.
+"""Rock-salt LiF supercells with point defects, built with ASE and written as LAMMPS data files.
 
-Lengths are in Å. A conventional rock-salt cell (lattice constant ``a``) holds 4 Li on the fcc sites
-(0,0,0), (½,½,0), (½,0,½), (0,½,½) and 4 F on the octahedral sites shifted by (½,0,0). The tetrahedral
-interstitial site sits at (¼,¼,¼): the centre of a small cube of side a/2, equidistant (√3·a/4) from 4 Li and 4 F.
+Lengths are in Å. Two cells of the rock-salt lattice (lattice constant ``a``) can be repeated:
 
-Atom ids are 1-based and follow the order of :attr:`Structure.species`; an added interstitial always gets the
-last id, so the defect is easy to select (``id N``). The ids of defect atoms are recorded in
-:attr:`Structure.defect` and in the ``structure.json`` the driver writes beside the data file.
+- ``conventional``: the cubic cell of side ``a`` (4 Li + 4 F); n×n×n of them is an orthogonal box;
+- ``primitive``: the two-atom rhombohedral cell (fcc vectors of length a/√2, 60° apart); 6×6×6 of them is the
+  432-ion cell of arXiv 2510.05020, a triclinic LAMMPS box.
+
+Both come from ``ase.build.bulk("LiF", "rocksalt", a)`` and ``repeat``; ASE's LAMMPS data writer rotates the cell
+into LAMMPS's frame (a along x, b in the xy plane). Atom ids are 1-based: all Li first, then all F, then an added
+interstitial, so the defect is easy to select (``id N``).
+
+Sites. Every Li lattice site and every interstitial site of the perfect crystal is kept, in fractional coordinates
+of the cell (the same in any frame, and under the isotropic scaling of a zero-pressure equilibration): the
+analysis assigns Li atoms to them to follow the defect itself. The interstitial sites of rock salt are the
+tetrahedral (cube-centre) sites (¼,¼,¼)·a of the conventional cell, equidistant (√3·a/4) from 4 Li and 4 F; there
+are two per formula unit (each Li site ± (¼,¼,¼)·a).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
 from core.errors import InputError
-from core.files import atomic_write_text
+from core.files import atomic_copy, atomic_write_text
 
 DefectKind = Literal["none", "interstitial", "vacancy", "frenkel"]
 DEFECT_KINDS: tuple[str, ...] = get_args(DefectKind)
-
-MASSES_AMU = {"Li": 6.941, "F": 18.998403}
+CellKind = Literal["conventional", "primitive"]
 TYPE_ORDER: tuple[str, ...] = ("Li", "F")
-
-_LI_BASIS = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-_F_BASIS = _LI_BASIS + np.array([0.5, 0, 0])
-_TETRAHEDRAL = np.array([0.25, 0.25, 0.25])
 #: Closest approach allowed between two atoms (Å); anything nearer is a broken structure.
 MIN_SEPARATION_ANGSTROM = 1.0
 
@@ -38,166 +41,216 @@ MIN_SEPARATION_ANGSTROM = 1.0
 class Defect:
     kind: DefectKind
     atom_ids: tuple[int, ...] = ()  # 1-based ids of the defect atoms (the interstitial Li)
-    vacancy_site_angstrom: tuple[float, float, float] | None = None
+    vacancy_site: tuple[float, float, float] | None = None  # fractional
 
 
 @dataclass(frozen=True)
 class Structure:
-    """An orthorhombic periodic cell. ``positions`` (N, 3) in Å, ``species`` one symbol per atom."""
+    """A periodic cell: ``positions`` (N, 3) and ``cell`` (rows a, b, c) in Å, ``species`` one symbol per atom,
+    the perfect crystal's Li sites and interstitial sites (fractional)."""
 
     positions: np.ndarray
     species: tuple[str, ...]
-    box_angstrom: tuple[float, float, float]
+    cell: np.ndarray
     lattice_constant_angstrom: float
+    cell_kind: CellKind
     supercell: tuple[int, int, int]
+    li_sites: np.ndarray
+    interstitial_sites: np.ndarray
     defect: Defect = field(default_factory=lambda: Defect("none"))
 
     @property
     def n_atoms(self) -> int:
         return len(self.species)
 
+    @property
+    def triclinic(self) -> bool:
+        """Whether LAMMPS needs a triclinic box for this cell (it is not orthogonal)."""
+        c = lammps_cell(self.cell)
+        return bool(np.any(np.abs(c[np.tril_indices(3, -1)]) > 1e-9))
+
     def count(self, symbol: str) -> int:
         return sum(1 for s in self.species if s == symbol)
 
-    def min_width_angstrom(self) -> float:
-        return float(min(self.box_angstrom))
+    def widths_angstrom(self) -> np.ndarray:
+        """Distances between opposite faces of the cell (what a cutoff must fit in twice)."""
+        volume = abs(np.linalg.det(self.cell))
+        a, b, c = self.cell
+        return volume / np.linalg.norm([np.cross(b, c), np.cross(c, a), np.cross(a, b)], axis=1)
+
+    def atoms(self, charges: dict[str, float] | None = None):
+        """The structure as ASE Atoms (charges as initial charges)."""
+        from ase import Atoms
+
+        atoms = Atoms(symbols=list(self.species), positions=self.positions, cell=self.cell, pbc=True)
+        if charges is not None:
+            atoms.set_initial_charges([charges[s] for s in self.species])
+        return atoms
 
     def describe(self) -> dict:
-        d = asdict(self.defect)
         return {
             "formula": f"Li{self.count('Li')}F{self.count('F')}",
+            "formula_units": self.count("F"),  # of the host crystal: the interstitial is not one
             "n_atoms": self.n_atoms,
             "lattice_constant_angstrom": self.lattice_constant_angstrom,
+            "cell_kind": self.cell_kind,
             "supercell": list(self.supercell),
-            "box_angstrom": list(self.box_angstrom),
+            "cell_angstrom": np.round(lammps_cell(self.cell), 10).tolist(),
             "type_order": list(TYPE_ORDER),
-            "defect": d,
+            "defect": {"kind": self.defect.kind, "atom_ids": list(self.defect.atom_ids),
+                       "vacancy_site": None if self.defect.vacancy_site is None else list(self.defect.vacancy_site)},
+            "sites": {"li": np.round(self.li_sites, 10).tolist(),
+                      "interstitial": np.round(self.interstitial_sites, 10).tolist()},
         }
 
 
-def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, int, int]) -> Structure:
-    """Perfect rock-salt LiF: ``supercell`` conventional cells (n or (nx, ny, nz)), Li first, then F."""
+def lammps_cell(cell: np.ndarray) -> np.ndarray:
+    """The same cell rotated into LAMMPS's frame: rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)."""
+    q, r = np.linalg.qr(np.asarray(cell, dtype=float).T)
+    r = r * np.sign(np.diag(r))[:, None]
+    return r.T
+
+
+def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, int, int],
+                 cell: CellKind = "conventional") -> Structure:
+    """Perfect rock-salt LiF: ``supercell`` (n or (nx, ny, nz)) repeats of the conventional or primitive cell."""
+    from ase.build import bulk
+
     a = float(lattice_constant_angstrom)
     if not np.isfinite(a) or a <= 0:
         raise InputError(f"lattice constant must be a positive length in Å, got {lattice_constant_angstrom!r}")
     reps = (supercell,) * 3 if isinstance(supercell, int) else tuple(supercell)
     if len(reps) != 3 or any(not isinstance(n, int) or n < 1 for n in reps):
         raise InputError(f"supercell must be a positive integer or three of them, got {supercell!r}")
-    grid = np.stack(np.meshgrid(*(np.arange(n) for n in reps), indexing="ij"), axis=-1).reshape(-1, 3)
-    li = (grid[:, None, :] + _LI_BASIS[None]).reshape(-1, 3) * a
-    f = (grid[:, None, :] + _F_BASIS[None]).reshape(-1, 3) * a
-    box = tuple(float(n * a) for n in reps)
-    positions = np.vstack([li, f]) % np.array(box)  # F sites at x = a belong to the next cell: wrap into [0, L)
-    species = ("Li",) * len(li) + ("F",) * len(f)
-    return Structure(positions, species, box, a, reps)  # type: ignore[arg-type]
+    if cell not in get_args(CellKind):
+        raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(get_args(CellKind))}")
+    atoms = bulk("LiF", "rocksalt", a=a, cubic=cell == "conventional").repeat(reps)
+    atoms.wrap()
+    order = np.argsort([TYPE_ORDER.index(s) for s in atoms.get_chemical_symbols()], kind="stable")
+    atoms = atoms[order]
+    h = np.array(atoms.cell)
+    inv = np.linalg.inv(h)
+    li = atoms.positions[np.array(atoms.get_chemical_symbols()) == "Li"]
+    shift = np.full(3, a / 4)  # (¼,¼,¼)·a in the cubic frame, which ASE's bulk cells share
+    tetra = np.vstack([li + shift, li - shift])
+    return Structure(atoms.positions.copy(), tuple(atoms.get_chemical_symbols()), h, a, cell, reps,  # type: ignore[arg-type]
+                     (li @ inv) % 1.0, (tetra @ inv) % 1.0)
 
 
 def with_defect(structure: Structure, kind: str) -> Structure:
-    """Add one point defect near the cell centre: ``interstitial`` Li, Li ``vacancy`` or Li ``frenkel`` pair."""
+    """Add one point defect near the cell centre: ``interstitial`` Li (at the interstitial site nearest the
+    centre), Li ``vacancy`` or Li ``frenkel`` pair (the vacancy near the centre, the interstitial at the
+    interstitial site farthest from it, so they do not recombine at once)."""
     if kind not in DEFECT_KINDS:
         raise InputError(f"unknown defect {kind!r}; choose one of {', '.join(DEFECT_KINDS)}")
     if kind == "none":
         return structure
-    a = structure.lattice_constant_angstrom
-    centre_cell = np.array([n // 2 for n in structure.supercell], dtype=float)
-    site_tet = (centre_cell + _TETRAHEDRAL) * a
     positions, species = structure.positions, list(structure.species)
+    centre = np.full(3, 0.5)
     if kind == "interstitial":
-        positions = np.vstack([positions, site_tet])
+        site = structure.interstitial_sites[_nearest(structure, structure.interstitial_sites, centre)]
+        positions = np.vstack([positions, site @ structure.cell])
         species.append("Li")
         defect = Defect("interstitial", atom_ids=(len(species),))
     else:
-        li_idx = _nearest(structure, centre_cell * a, "Li")
-        vac_site = tuple(float(x) for x in positions[li_idx])
-        if kind == "vacancy":
-            positions = np.delete(positions, li_idx, axis=0)
-            del species[li_idx]
-            defect = Defect("vacancy", vacancy_site_angstrom=vac_site)  # type: ignore[arg-type]
-        else:  # frenkel: the removed Li goes to a tetrahedral site half a box away, so it does not recombine at once
-            far = (np.floor(centre_cell + np.array(structure.supercell) / 2) % structure.supercell + _TETRAHEDRAL) * a
-            moved = np.delete(positions, li_idx, axis=0)
-            del species[li_idx]
-            positions = np.vstack([moved, far])
+        k = _nearest(structure, structure.li_sites, centre)
+        vacancy = structure.li_sites[k]
+        li_idx = [i for i, s in enumerate(species) if s == "Li"]
+        frac = positions @ np.linalg.inv(structure.cell)
+        atom = li_idx[int(np.argmin([_dist2(structure, frac[i] - vacancy) for i in li_idx]))]
+        positions = np.delete(positions, atom, axis=0)
+        del species[atom]
+        defect = Defect("vacancy", vacancy_site=tuple(float(x) for x in vacancy))  # type: ignore[arg-type]
+        if kind == "frenkel":
+            d2 = [_dist2(structure, s - vacancy) for s in structure.interstitial_sites]
+            site = structure.interstitial_sites[int(np.argmax(d2))]
+            positions = np.vstack([positions, site @ structure.cell])
             species.append("Li")
-            defect = Defect("frenkel", atom_ids=(len(species),), vacancy_site_angstrom=vac_site)  # type: ignore[arg-type]
-    out = Structure(positions, tuple(species), structure.box_angstrom, a, structure.supercell, defect)
+            defect = Defect("frenkel", atom_ids=(len(species),), vacancy_site=defect.vacancy_site)
+    out = Structure(positions, tuple(species), structure.cell, structure.lattice_constant_angstrom,
+                    structure.cell_kind, structure.supercell, structure.li_sites, structure.interstitial_sites,
+                    defect)
     check_separation(out)
     return out
 
 
-def _nearest(structure: Structure, point: np.ndarray, symbol: str) -> int:
-    idx = [i for i, s in enumerate(structure.species) if s == symbol]
-    d = _minimum_image(structure.positions[idx] - point, structure.box_angstrom)
-    return idx[int(np.argmin(np.einsum("ij,ij->i", d, d)))]
+def _dist2(structure: Structure, dfrac: np.ndarray) -> float:
+    d = (dfrac - np.round(dfrac)) @ structure.cell
+    return float(d @ d)
 
 
-def _minimum_image(delta: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
-    L = np.asarray(box)
-    return delta - L * np.round(delta / L)
+def _nearest(structure: Structure, sites: np.ndarray, point: np.ndarray) -> int:
+    d = sites - point
+    d = (d - np.round(d)) @ structure.cell
+    return int(np.argmin(np.einsum("ij,ij->i", d, d)))
 
 
-def check_separation(structure: Structure, min_angstrom: float = MIN_SEPARATION_ANGSTROM) -> float:
-    """Smallest interatomic distance under periodic images; raises if atoms overlap."""
-    pos = structure.positions
-    best = np.inf
-    for i in range(len(pos) - 1):  # O(N²) in chunks of rows: fine for the few thousand atoms we build
-        d = _minimum_image(pos[i + 1 :] - pos[i], structure.box_angstrom)
-        best = min(best, float(np.sqrt(np.einsum("ij,ij->i", d, d).min())))
-    if best < min_angstrom:
-        raise InputError(f"atoms overlap: closest pair is {best:.3f} Å apart (minimum {min_angstrom} Å)")
-    return best
+def check_separation(structure: Structure, min_angstrom: float = MIN_SEPARATION_ANGSTROM,
+                     search_angstrom: float = 4.0) -> float:
+    """Smallest interatomic distance under periodic images (inf if none within ``search_angstrom``); raises if
+    atoms overlap (closer than ``min_angstrom``)."""
+    from ase.neighborlist import neighbor_list
+
+    d = neighbor_list("d", structure.atoms(), max(min_angstrom, search_angstrom))
+    closest = float(d.min()) if len(d) else float("inf")
+    if closest < min_angstrom:
+        raise InputError(f"atoms overlap: closest pair is {closest:.3f} Å apart (minimum {min_angstrom} Å)")
+    return closest
 
 
 def check_cutoff(structure: Structure, cutoff_angstrom: float, who: str = "the potential") -> None:
-    """The box must be at least twice the cutoff wide, or an atom would see its own periodic image."""
-    width = structure.min_width_angstrom()
-    if width < 2 * cutoff_angstrom:
-        cells = int(np.ceil(2 * cutoff_angstrom / structure.lattice_constant_angstrom))
+    """The cell must be at least twice the cutoff wide (between opposite faces), or an atom would see its own
+    periodic image."""
+    widths = structure.widths_angstrom()
+    if widths.min() < 2 * cutoff_angstrom:
+        per_cell = widths.min() / max(structure.supercell)
+        cells = int(np.ceil(2 * cutoff_angstrom / per_cell - 1e-9))
         raise InputError(
-            f"supercell {'x'.join(map(str, structure.supercell))} is {width:.2f} Å wide, less than twice the "
-            f"{cutoff_angstrom} Å cutoff of {who}; use at least {cells} conventional cells per direction"
+            f"supercell {'x'.join(map(str, structure.supercell))} is {widths.min():.2f} Å wide, less than twice the "
+            f"{cutoff_angstrom} Å cutoff of {who}; use at least {cells} {structure.cell_kind} cells per direction"
         )
 
 
-def write_lammps_data(
-    structure: Structure,
-    path: str | Path,
-    *,
-    charges: dict[str, float] | None = None,
-    type_order: tuple[str, ...] = TYPE_ORDER,
-) -> Path:
-    """Write a LAMMPS data file (``atom_style charge`` when ``charges`` is given, else ``atomic``)."""
-    unknown = sorted(set(structure.species) - set(type_order))
+def charges_for(structure: Structure, charges: dict[str, float], compensation: str = "background"
+                ) -> dict[str, float] | np.ndarray:
+    """Per-atom charges (e) of a rigid-ion model. ``background``: the ions' own charges (a charged defect cell;
+    LAMMPS's Ewald sum adds a uniform neutralising background); ``anion-sublattice``: the net charge is taken off
+    the F ions evenly, so the cell is neutral."""
+    q = np.array([charges[s] for s in structure.species], dtype=float)
+    if compensation == "anion-sublattice":
+        f = np.array([s == "F" for s in structure.species])
+        q[f] -= q.sum() / f.sum()
+    elif compensation != "background":
+        raise InputError(f"unknown charge compensation {compensation!r}; choose background or anion-sublattice")
+    return q
+
+
+def write_lammps_data(structure: Structure, path: str | Path, *, charges=None,
+                      type_order: tuple[str, ...] = TYPE_ORDER) -> Path:
+    """Write a LAMMPS data file (``atom_style charge`` when ``charges`` are given: per atom, or per element as
+    a dict; else ``atomic``); the cell is rotated into LAMMPS's frame, a triclinic box where it is not
+    orthogonal."""
+    if isinstance(charges, dict):
+        charges = [charges[s] for s in structure.species]
+    return write_atoms_data(structure.atoms(), path, charges=charges, type_order=type_order)
+
+
+def write_atoms_data(atoms, path: str | Path, *, charges=None, type_order: tuple[str, ...] = TYPE_ORDER) -> Path:
+    """ASE Atoms as a LAMMPS data file, with ASE's writer (types in ``type_order``; per-atom ``charges`` make it
+    ``atom_style charge``), written atomically."""
+    from ase.io import write
+
+    unknown = sorted(set(atoms.get_chemical_symbols()) - set(type_order))
     if unknown:
         raise InputError(f"species {unknown} have no LAMMPS type; type order is {list(type_order)}")
-    type_of = {s: i + 1 for i, s in enumerate(type_order)}
-    lx, ly, lz = structure.box_angstrom
-    style = "charge" if charges is not None else "atomic"
-    defect = structure.defect
-    lines = [
-        f"LiF rock-salt {'x'.join(map(str, structure.supercell))}, a = {structure.lattice_constant_angstrom} A, "
-        f"defect {defect.kind}{' atoms ' + ' '.join(map(str, defect.atom_ids)) if defect.atom_ids else ''} "
-        f"(units metal, types {' '.join(f'{t}={s}' for s, t in type_of.items())})",
-        "",
-        f"{structure.n_atoms} atoms",
-        f"{len(type_order)} atom types",
-        "",
-        f"0.0 {lx:.10f} xlo xhi",
-        f"0.0 {ly:.10f} ylo yhi",
-        f"0.0 {lz:.10f} zlo zhi",
-        "",
-        "Masses",
-        "",
-        *(f"{type_of[s]} {MASSES_AMU[s]} # {s}" for s in type_order),
-        "",
-        f"Atoms # {style}",
-        "",
-    ]
-    for i, (s, (x, y, z)) in enumerate(zip(structure.species, structure.positions), start=1):
-        q = f" {charges[s]:.6f}" if charges is not None else ""
-        lines.append(f"{i} {type_of[s]}{q} {x:.10f} {y:.10f} {z:.10f}")
-    return atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    atoms = atoms.copy()
+    if charges is not None:
+        atoms.set_initial_charges(np.asarray(charges, dtype=float))
+    atoms.wrap()
+    return atomic_copy(lambda tmp: write(tmp, atoms, format="lammps-data", specorder=list(type_order),
+                                         atom_style="charge" if charges is not None else "atomic", masses=True,
+                                         units="metal"), Path(path))
 
 
 def write_structure_json(structure: Structure, path: str | Path) -> Path:
-    return atomic_write_text(Path(path), json.dumps(structure.describe(), indent=2) + "\n")
+    return atomic_write_text(Path(path), json.dumps(structure.describe(), indent=1) + "\n")

@@ -17,18 +17,30 @@ from typing import Literal, get_args
 from core import config
 from core.config import builtin_names, from_dict
 from core.errors import InputError
-from core.rundir import DumpFormat
-from inputs.structure import DefectKind
+from core.rundir import DumpFormat, Stages
+from inputs.structure import CellKind, DefectKind
 
 Selection = Literal["li", "defect"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 
 
+Volume = Literal["npt", "fixed"]
+ChargeCompensation = Literal["background", "anion-sublattice"]
+
+
 @dataclass(frozen=True)
 class SystemSpec:
+    """The simulated cell. ``volume = "npt"``: each run first finds its own cell at ``md.pressure_bar`` (the
+    lattice constant is only where it starts); ``"fixed"``: every run is NVT at ``lattice_constant_angstrom``.
+    ``charge_compensation`` applies to rigid-ion (classical) potentials: ``background`` leaves a charged defect
+    cell to Ewald's neutralising background, ``anion-sublattice`` spreads the opposite charge over the F ions."""
+
     lattice_constant_angstrom: float
     supercell: tuple[int, int, int]
+    cell: CellKind = "conventional"
     defect: DefectKind = "interstitial"
+    volume: Volume = "npt"
+    charge_compensation: ChargeCompensation = "background"
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,9 @@ class MDSpec:
     thermo_interval_ps: float
     restart_interval_ps: float
     thermostat_damping_ps: float = 0.1
+    npt_ps: float = 0.0  # with system.volume = "npt": the zero-pressure stage; its second half gives the cell
+    barostat_damping_ps: float = 1.0
+    pressure_bar: float = 0.0
     config_interval_ps: float = 0.0  # > 0: also dump all atoms this often (configs.*.dump), e.g. for selfgen
     dump_format: DumpFormat = "text"  # the Li trajectory: text (traj.dump, id type xu yu zu) | dcd (traj.dcd, unwrapped)
 
@@ -51,6 +66,12 @@ class MDSpec:
         if abs(n - round(n)) > 1e-6 * max(1.0, n):
             raise InputError(f"md.{what} = {time_ps} ps is not a whole number of {self.timestep_fs} fs timesteps")
         return int(round(n))
+
+    def stages(self, volume: str) -> Stages:
+        npt = self.steps(self.npt_ps, "npt_ps") if volume == "npt" else 0
+        eq = npt + self.steps(self.equilibration_ps, "equilibration_ps")
+        return Stages(npt_end=npt, equilibration_end=eq, production_end=eq + self.steps(self.production_ps,
+                                                                                           "production_ps"))
 
 
 @dataclass(frozen=True)
@@ -128,7 +149,7 @@ def _validate(s: Study) -> None:
         raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
     md = s.md
     for name in ("timestep_fs", "equilibration_ps", "production_ps", "dump_interval_ps",
-                 "thermo_interval_ps", "restart_interval_ps", "thermostat_damping_ps"):
+                 "thermo_interval_ps", "restart_interval_ps", "thermostat_damping_ps", "barostat_damping_ps"):
         v = getattr(md, name)
         if not math.isfinite(v) or v < 0 or (v == 0 and name != "equilibration_ps"):
             raise _fail(s, f"md.{name}", f"must be {'non-negative' if name == 'equilibration_ps' else 'positive'}, got {v}")
@@ -139,11 +160,24 @@ def _validate(s: Study) -> None:
             or md.config_interval_ps > md.production_ps:
         raise _fail(s, "md.config_interval_ps", f"must be 0 (off) or in (0, production_ps], got {md.config_interval_ps}")
     for name in ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps", "restart_interval_ps",
-                 "config_interval_ps"):
+                 "config_interval_ps", "npt_ps"):
         try:
             md.steps(getattr(md, name), name)
         except InputError as e:
             raise _fail(s, f"md.{name}", str(e).split(": ", 1)[-1]) from None
+    if not math.isfinite(md.pressure_bar):
+        raise _fail(s, "md.pressure_bar", f"must be a number of bar, got {md.pressure_bar}")
+    if sy.volume == "npt":
+        npt = md.steps(md.npt_ps, "npt_ps") if math.isfinite(md.npt_ps) and md.npt_ps > 0 else 0
+        if npt < 2 or npt % 2:
+            raise _fail(s, "md.npt_ps", "with system.volume = \"npt\" give the zero-pressure stage a positive length "
+                        f"of an even number of timesteps (its second half gives the cell), got {md.npt_ps}")
+    elif md.npt_ps:
+        raise _fail(s, "md.npt_ps", "is used with system.volume = \"npt\" only; system.volume is \"fixed\"")
+    start = md.stages(sy.volume).equilibration_end
+    if start % md.steps(md.dump_interval_ps, "dump_interval_ps"):
+        raise _fail(s, "md.dump_interval_ps", f"production starts at step {start} (md.npt_ps + md.equilibration_ps), "
+                    "which must be a whole number of dump intervals so that frames are evenly spaced")
     n_frames = md.steps(md.production_ps, "production_ps") // md.steps(md.dump_interval_ps, "dump_interval_ps")
     an = s.analysis
     if an.selection == "defect" and sy.defect not in ("interstitial", "frenkel"):

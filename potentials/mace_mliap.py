@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from mace.calculators.lammps_mliap_mace import LAMMPS_MLIAP_MACE
 
 _LMP = None  # the LAMMPS instance running this model, registered by attach()

@@ -19,7 +19,8 @@ TINY = {
     "potentials": ["fumi-tosi"],
     "temperatures_k": [700.0],
     "seeds": [1],
-    "system": {"lattice_constant_angstrom": 4.01, "supercell": [3, 3, 3], "defect": "interstitial"},
+    "system": {"lattice_constant_angstrom": 4.01, "supercell": [3, 3, 3], "defect": "interstitial",
+               "volume": "fixed"},  # the mechanics tests; the NPT stage has tests of its own
     "md": {"timestep_fs": 1.0, "equilibration_ps": 0.1, "production_ps": 0.6, "dump_interval_ps": 0.005,
            "thermo_interval_ps": 0.05, "restart_interval_ps": 0.1},
     "analysis": {"selection": "li", "n_blocks": 3, "fit_start_fraction": 0.1, "fit_end_fraction": 0.5},
@@ -79,7 +80,7 @@ def write_fake_run(root: Path, potential: str, t: float, seed: int, positions: n
                    defect_ids=(), **study_changes) -> Path:
     """A finished run directory as the driver leaves it, holding a text dump of the given unwrapped Li positions
     (frames every ``dt_ps``) and a valid summary; the study is TINY with ``study_changes``."""
-    from core.rundir import Outputs, Requirements, RunDir, RunSummary
+    from core.rundir import Outputs, Requirements, RunDir, RunSummary, Stages
     from driver.render import study_config
     from potentials.catalog import load_catalog
 
@@ -101,7 +102,7 @@ def write_fake_run(root: Path, potential: str, t: float, seed: int, positions: n
     summary = RunSummary(
         status="finished", fingerprint="fake", created="2026-01-01T00:00:00+00:00", study=study.name,
         study_source="test.toml", potential=potential, family=entry.family if entry else "mace",
-        temperature_k=t, seed=seed, timestep_fs=dt_ps * 1000.0, total_steps=n_frames - 1, dump_format="text",
+        temperature_k=t, seed=seed, timestep_fs=dt_ps * 1000.0, stages=Stages(0, 0, n_frames - 1), dump_format="text",
         config=study_config(study),
         structure={"type_order": ["Li", "F"], "defect": {"kind": "interstitial" if defect_ids else "none",
                                                          "atom_ids": list(defect_ids)}},

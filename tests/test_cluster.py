@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from analysis.study import analyse_study
-from core.rundir import RunDir
 from analysis.trajectory import read_dump
+from core.errors import InputError
+from core.rundir import RunDir
 from driver.__main__ import main as driver_main
 from driver.cluster import load_site, site_from_dict, write_cluster_scripts
 from driver.dumps import iter_frames
 from driver.lammps import find_lammps
 from driver.render import render_study
-from core.errors import InputError
 from tests.conftest import make_study
 
 STANDINS = Path(__file__).parent / "standins"

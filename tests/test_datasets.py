@@ -5,11 +5,26 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from finetune.datasets import (content_hash, labels, load, prepare, read_frames, split_indices, write_deepmd,
-                                 write_extxyz)
+from finetune.datasets import (
+    content_hash,
+    labels,
+    load,
+    prepare,
+    read_frames,
+    split_indices,
+    write_deepmd,
+    write_extxyz,
+)
 from finetune.labelling import lif_frames
-from finetune.selection import covering_radius, farthest_point, random_pick, rdf_descriptors, select, \
-    standardise, write_selection
+from finetune.selection import (
+    covering_radius,
+    farthest_point,
+    random_pick,
+    rdf_descriptors,
+    select,
+    standardise,
+    write_selection,
+)
 
 
 def lj_labelled(n, seed=0, **kw):

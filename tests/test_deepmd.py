@@ -4,11 +4,11 @@ classical baseline labelled through LAMMPS, then LAMMPS against DeePMD-kit's own
 import numpy as np
 import pytest
 
-from driver.lammps import find_lammps
 from core.errors import PotentialError
-from potentials.catalog import PotentialEntry, resolve
+from driver.lammps import find_lammps
 from finetune.datasets import write_deepmd
 from finetune.labelling import label_with_lammps, lif_frames
+from potentials.catalog import PotentialEntry, resolve
 from tests.conftest import SHORT_MD, make_study
 from tests.models import tiny_deepmd
 from tests.test_mace import lammps_energy_forces, rattled
@@ -54,7 +54,7 @@ def test_lammps_equals_deeppot_on_a_rattled_frame(tmp_path, model, catalog):
     e_lmp, f_lmp = lammps_energy_forces(tmp_path, s, block.lines)
     dp = DeepPot(str(model))
     types = [0 if x == "Li" else 1 for x in s.species]
-    e, f, _ = dp.eval(s.positions.reshape(1, -1), np.diag(s.box_angstrom).reshape(1, -1), types)
+    e, f, _ = dp.eval(s.positions.reshape(1, -1), s.cell.reshape(1, -1), types)
     assert np.abs(f).max() > 1e-2
     assert abs(e_lmp - float(e.ravel()[0])) < 1e-6 * len(types)
     np.testing.assert_allclose(f_lmp, f.reshape(-1, 3), atol=1e-6)

@@ -1,3 +1,4 @@
+import re
 import signal
 import subprocess
 import time
@@ -6,13 +7,13 @@ import numpy as np
 import pytest
 
 from analysis.trajectory import read_dump
+from core.errors import InputError, PotentialError
+from core.rundir import RunDir
 from driver.__main__ import main as driver_main
 from driver.dumps import iter_frames
 from driver.lammps import find_lammps, lammps_env
 from driver.render import render_study
 from driver.runner import lammps_command, run_one
-from core.errors import InputError, PotentialError
-from core.rundir import RunDir
 from tests.conftest import make_study
 
 
@@ -20,7 +21,9 @@ def test_finished_run_has_a_clean_trajectory_and_a_summary(finished_run):
     s = RunDir(finished_run).read()
     assert s.status == "finished" and s.seed == 1 and s.temperature_k == 700.0
     assert s.inputs["in.lammps"]["sha256"] and s.versions["lammps"] and s.lammps.version
-    assert s.total_steps == 700 and s.outputs.frames == 121
+    assert s.stages.production_end == 700 and s.outputs.frames == 121
+    assert s.state.lattice_constant_angstrom == pytest.approx(4.01) and s.state.lattice_constant_stderr_angstrom is None
+    assert s.state.pressure_bar > 10_000  # NVT at the static lattice constant, 700 K: GPa, what NPT avoids
     steps = [st for st, _ in iter_frames(finished_run / "traj.dump")]
     assert steps == list(range(100, 701, 5))  # production only, every dump interval, nothing twice
     assert not list(finished_run.glob("traj.*.dump")) or (finished_run / "traj.dump").exists()
@@ -110,7 +113,7 @@ def test_a_new_package_version_is_not_a_different_deck(tmp_path, monkeypatch):
 def test_rerender_of_a_rendered_run_picks_up_a_new_structure(tmp_path):
     (d,) = render_study(make_study(), tmp_path)
     render_study(make_study(**{"system.lattice_constant_angstrom": 4.03}), tmp_path)
-    assert "12.0900000000 xlo xhi" in (d / "data.lmp").read_text()
+    assert re.search(r"^0.0 +12.09 +xlo xhi", (d / "data.lmp").read_text(), re.M)
 
 
 def test_status_cli(finished_run, capsys):

@@ -6,14 +6,14 @@ target data come from a shifted distribution (larger rattles and strains)."""
 import numpy as np
 import pytest
 
-from driver.lammps import find_lammps
 from core.errors import InputError, ModelMissingError, PotentialError
+from driver.lammps import find_lammps
 from finetune import registry
-from potentials.catalog import load_catalog, resolve
 from finetune.datasets import labels, prepare, write_extxyz
 from finetune.labelling import label_with_lammps, lif_frames
 from finetune.training import TrainRequest, train
 from finetune.validation import calculator, metrics, predict
+from potentials.catalog import load_catalog, resolve
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,8 @@ def test_naive_finetuning_lowers_the_held_out_force_error(env):
     after = force_rmse("mace", registry.model_dir("naive16") / "model.model", test)
     assert after < 0.9 * before, (before, after)
     prov = registry.provenance("naive16")
+    assert prov["hyperparameters"]["loss"] == "huber"  # the paper's robust loss, as mace_run_train was told:
+    assert "--loss huber --huber_delta 0.01" in (registry.model_dir("naive16") / "train.log").read_text()
     assert prov["foundation"]["spec"] == "foundation"
     assert prov["data"]["selection"]["n"] == 16 and prov["data"]["selection"]["parent_hash"] == env["shifted"].hash
     assert prov["foundation_validation"]["forces_mev_per_a"]["rmse"] == pytest.approx(before, rel=1e-9)
@@ -122,9 +124,7 @@ def test_deepmd_strategy_takes_sel_from_neighbor_stat_and_runs_in_lammps(env, tm
     _, block = resolve("dp", ("Li", "F"))
     s = rattled(seed=5, n=2)
     e_lmp, f_lmp = lammps_energy_forces(tmp_path, s, block.lines)
-    from ase import Atoms
-
-    a = Atoms(symbols=list(s.species), positions=s.positions, cell=s.box_angstrom, pbc=True)
+    a = s.atoms()
     a.calc = calculator("deepmd", registry.model_dir("dp") / "model.pth")
     assert np.abs(f_lmp - a.get_forces()).max() < 1e-6
     assert e_lmp == pytest.approx(a.get_potential_energy(), abs=1e-5)

@@ -1,5 +1,6 @@
 """MACE through ML-IAP in the LAMMPS that `make lammps` builds, against mace-torch's own ASE calculator."""
 
+import dataclasses
 import re
 import subprocess
 import warnings
@@ -8,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driver.lammps import find_lammps, lammps_env, lammps_info, check_requirements
-from core.rundir import RunDir
 from core.errors import LammpsError, ModelMissingError, PotentialError
+from core.rundir import RunDir
+from driver.lammps import check_requirements, find_lammps, lammps_env, lammps_info
 from inputs.structure import Structure, rocksalt_lif, write_lammps_data
 from potentials.catalog import PotentialEntry, resolve
 from tests.conftest import SHORT_MD, make_study
@@ -37,7 +38,7 @@ def catalog(tmp_path, model, monkeypatch) -> Path:
 def rattled(seed=1, n=2) -> Structure:
     s = rocksalt_lif(4.03, n)
     pos = s.positions + np.random.default_rng(seed).normal(0, 0.08, s.positions.shape)
-    return Structure(pos, s.species, s.box_angstrom, 4.03, s.supercell)
+    return dataclasses.replace(s, positions=pos)
 
 
 def lammps_energy_forces(tmp: Path, structure: Structure, pair_lines) -> tuple[float, np.ndarray]:
@@ -55,11 +56,9 @@ def lammps_energy_forces(tmp: Path, structure: Structure, pair_lines) -> tuple[f
 
 
 def ase_energy_forces(model: Path, structure: Structure, head=None) -> tuple[float, np.ndarray]:
-    from ase import Atoms
     from mace.calculators import MACECalculator
 
-    atoms = Atoms(symbols=list(structure.species), positions=structure.positions, cell=structure.box_angstrom,
-                  pbc=True)
+    atoms = structure.atoms()
     kw = {"head": head} if head else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,6 +2,7 @@
 environment (its dependencies borrowed from this one, the repository nowhere on its path), renders cluster decks
 with the built-in site files and has every data file the code reads."""
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,8 +16,15 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """Built from a copy of the repository's files (a build writes build/ and *.egg-info where it runs)."""
+    src = tmp_path_factory.mktemp("src") / "lif-diffusion"
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(out)], check=True, capture_output=True, timeout=600)
     (whl,) = out.glob("lif_diffusion-*.whl")
     return whl

@@ -3,10 +3,10 @@ import subprocess
 
 import pytest
 
-from driver.lammps import find_lammps, lammps_env, lammps_info, check_requirements
 from core.errors import LammpsError, PotentialError
-from inputs.structure import rocksalt_lif, write_lammps_data
 from core.rundir import Requirements
+from driver.lammps import check_requirements, find_lammps, lammps_env, lammps_info
+from inputs.structure import rocksalt_lif, write_lammps_data
 from potentials.catalog import load_catalog, resolve
 
 

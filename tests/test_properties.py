@@ -25,7 +25,8 @@ def test_builder_counts_box_and_separation(a, reps, defect):
     cells = reps[0] * reps[1] * reps[2]
     extra = {"none": (0, 0), "interstitial": (1, 0), "vacancy": (-1, 0), "frenkel": (0, 0)}[defect]
     assert (s.count("Li"), s.count("F")) == (4 * cells + extra[0], 4 * cells)
-    assert np.all(s.positions >= -1e-9) and np.all(s.positions < np.array(s.box_angstrom))
+    frac = s.positions @ np.linalg.inv(s.cell)
+    assert np.all(frac >= -1e-9) and np.all(frac < 1 + 1e-9)
     closest = check_separation(s)
     assert closest == pytest.approx(np.sqrt(3) * a / 4 if defect in ("interstitial", "frenkel") else a / 2)
     assert s.defect.kind == defect and all(1 <= i <= s.n_atoms for i in s.defect.atom_ids)

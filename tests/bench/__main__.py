@@ -97,11 +97,11 @@ def families() -> list[dict]:
     import re
 
     from driver.lammps import find_lammps, lammps_env
-    from inputs.structure import rocksalt_lif, write_lammps_data
-    from potentials.catalog import PotentialEntry, resolve
-    from potentials import deepmd, mace
     from finetune.datasets import write_deepmd
     from finetune.labelling import label_with_lammps, lif_frames
+    from inputs.structure import rocksalt_lif, write_lammps_data
+    from potentials import deepmd, mace
+    from potentials.catalog import PotentialEntry, resolve
     from tests.models import tiny_deepmd, tiny_mace
 
     lmp = find_lammps()

@@ -11,8 +11,9 @@ def tiny_mace(path: Path, seed: int = 0, r_max: float = 4.0, heads: list[str] | 
               atomic_numbers: tuple[int, int] = (3, 9)) -> Path:
     """A 2-layer MACE for Li and F with random weights (a few thousand parameters), saved as a .model file."""
     import torch
-    from e3nn import o3
     from mace import modules  # before e3nn: mace lets e3nn's torch.load of its constants work on torch >= 2.6
+
+    from e3nn import o3  # noqa: I001 (after mace, see above)
 
     torch.manual_seed(seed)
     kwargs = dict(

@@ -1,17 +1,23 @@
 r"""Arrhenius fit: :math:`D(T) = D_0 \exp(-E_a / k_B T)`, fitted as a weighted line in ln D against 1/(k_B T).
 
-Each point is weighted by :math:`1/\sigma_{\ln D}^2` with :math:`\sigma_{\ln D} = \sigma_D / D`. The parameter
-covariance is :math:`(A^T W A)^{-1}`, scaled by the reduced χ² when the scatter exceeds the error bars (never
-shrunk below them), and reported with the fit (the covariance of ln D0 and Ea). Points with D ≤ 0 cannot enter a
-logarithm and are dropped with a warning; fewer than two temperatures is an error.
+Each point is weighted by :math:`1/\sigma_{\ln D}^2` with :math:`\sigma_{\ln D} = \sigma_D / D`, σ_D being the
+point's 1σ standard error; a point without one is refused (an unweighted fit is asked for explicitly). The
+parameter covariance is :math:`(A^T W A)^{-1}`: the standard errors of Ea and ln D0 as the points' errors imply.
+The reduced χ² tells whether the points scatter about the line as their errors say; where it exceeds its 95 %
+quantile they do not (curvature, or error bars too small) and the covariance is widened by χ²_red. The 95 %
+interval of Ea is ``Ea ± t(0.975, dof) σ`` — dof the smallest of the points' own degrees of freedom, or n - 2
+where the covariance was widened by the scatter. D ≤ 0 has no logarithm: such a point is refused with a message
+(a study's analysis leaves out, and lists, the states without a diffusive regime).
 
 Command line::
 
-    python -m analysis.arrhenius STUDY_DIR_OR_CSV [--json] [--out DIR]
+    python -m analysis.arrhenius STUDY_DIR_OR_CSV [--json] [--out DIR] [--with-few-events] [--unweighted]
 
-A CSV has the columns ``temperature_k,d_cm2_s,d_stderr_cm2_s`` and optionally ``potential``. A study directory
-(``runs/<study>``) is analysed first (see :mod:`analysis.study`). Tables (CSV, JSON) and a PNG are written to
-``--out`` (default: the study directory, or the CSV's directory).
+A CSV has the columns ``temperature_k,d_cm2_s,d_stderr_cm2_s`` and optionally ``potential`` and ``n_samples``
+(degrees of freedom of the error). A study directory (``runs/<study>``) is analysed first (see
+:mod:`analysis.study`): states with too few migration events are left out of the fit unless asked for, and the fit
+with them is written beside. Tables (CSV, JSON) and a PNG are written to ``--out`` (default: the study directory,
+or the CSV's directory).
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import json
 import logging
 import math
 import sys
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from analysis.diffusion import Diffusivity
+from analysis.statistics import chi2_quantile, interval95
 from core import cli
 from core.errors import AnalysisError
 from core.units import K_B_EV_PER_K
@@ -44,14 +50,21 @@ def arrhenius(temperature_k: np.ndarray | float, d0_cm2_s: float, ea_ev: float) 
 
 @dataclass(frozen=True)
 class ArrheniusFit:
+    """Ea and D0 with 1σ standard errors, Ea's 95 % interval and the degrees of freedom behind it, the covariance
+    of ln D0 and Ea, χ²_red (and whether it widened the errors), and the temperatures fitted."""
+
     ea_ev: float
     ea_stderr_ev: float | None
+    ea_ci95_low_ev: float | None
+    ea_ci95_high_ev: float | None
+    dof: float | None
     d0_cm2_s: float
     d0_stderr_cm2_s: float | None
     ln_d0: float
     ln_d0_stderr: float | None
     cov_ln_d0_ea: float | None  # covariance of ln(D0 / cm²/s) and Ea (eV)
     chi2_reduced: float | None
+    widened: bool
     n_points: int
     temperatures_k: tuple[float, ...]
     weighted: bool
@@ -68,49 +81,52 @@ class ArrheniusFit:
         return np.sqrt(np.maximum(var, 0))
 
 
-def fit_arrhenius(points: Sequence[Diffusivity]) -> ArrheniusFit:
-    """Weighted fit of ln D vs 1/(k_B T) (unweighted where no point has an error)."""
+def fit_arrhenius(points: Sequence[Diffusivity], weighted: bool = True) -> ArrheniusFit:
+    """The fit of ln D vs 1/(k_B T) (see the module docstring); ``weighted=False`` ignores the errors."""
     t = np.array([p.temperature_k for p in points], dtype=float)
     d = np.array([p.d_cm2_s for p in points], dtype=float)
-    have = [p.d_stderr_cm2_s is not None for p in points]
-    err = np.array([np.nan if p.d_stderr_cm2_s is None else p.d_stderr_cm2_s for p in points], dtype=float) \
-        if all(have) else None
     if np.any(~np.isfinite(t)) or np.any(t <= 0):
         raise AnalysisError(f"temperatures must be positive (K), got {t.tolist()}")
-    ok = np.isfinite(d) & (d > 0)
-    if not ok.all():
-        warnings.warn(f"dropping {int((~ok).sum())} point(s) with D <= 0 at T = {t[~ok].tolist()} K "
-                      "(no diffusion resolved there)", stacklevel=2)
-    t, d = t[ok], d[ok]
-    err = err[ok] if err is not None else None
+    bad = [p.temperature_k for p in points if not (math.isfinite(p.d_cm2_s) and p.d_cm2_s > 0)]
+    if bad:
+        raise AnalysisError(f"D ≤ 0 (or not a number) at T = {bad} K has no logarithm: leave those temperatures "
+                            "out (no diffusion was resolved there) or run them longer")
+    if weighted:
+        missing = [p.temperature_k for p in points if p.d_stderr_cm2_s is None or not p.d_stderr_cm2_s > 0]
+        if missing:
+            raise AnalysisError(f"no standard error of D at T = {missing} K: a weighted fit needs every point's "
+                                "error (ask for an unweighted fit explicitly)")
     if len(np.unique(t)) < 2:
-        raise AnalysisError(f"an Arrhenius fit needs at least two temperatures with D > 0; have {sorted({float(v) for v in t})} K")
-    weighted = err is not None and bool(np.all(np.isfinite(err) & (err > 0)))
+        raise AnalysisError(f"an Arrhenius fit needs at least two temperatures with D > 0; have "
+                            f"{sorted({float(v) for v in t})} K")
     x = 1.0 / (K_B_EV_PER_K * t)
     y = np.log(d)
-    w = 1.0 / (err / d) ** 2 if weighted else np.ones_like(y)
+    w = 1.0 / (np.array([p.d_stderr_cm2_s for p in points], float) / d) ** 2 if weighted else np.ones_like(y)
     A = np.column_stack([np.ones_like(x), -x])  # y = ln D0 - Ea x
     AtW = A.T * w
     cov = np.linalg.inv(AtW @ A)
     ln_d0, ea = cov @ (AtW @ y)
     resid = y - A @ np.array([ln_d0, ea])
-    dof = len(y) - 2
-    chi2_red = float(np.sum(w * resid**2) / dof) if dof > 0 else None
-    if not weighted:
-        if chi2_red is None:
-            cov = None  # two unweighted points: a line through them, no error
-        else:
-            cov = cov * chi2_red
-    elif chi2_red is not None and chi2_red > 1:
-        cov = cov * chi2_red
+    n_dof = len(y) - 2
+    chi2_red = float(np.sum(w * resid**2) / n_dof) if n_dof > 0 else None
+    widened = False
+    own = [p.n_samples for p in points if p.n_samples > 0]
+    dof: float | None = float(min(own)) if own else math.inf
+    if not weighted:  # the scale of the errors comes from the scatter alone
+        cov, dof = (cov * chi2_red, float(n_dof)) if chi2_red is not None else (None, None)
+    elif chi2_red is not None and chi2_red * n_dof > chi2_quantile(0.95, n_dof):
+        cov, dof, widened = cov * chi2_red, float(n_dof), True
     sd = np.sqrt(np.diag(cov)) if cov is not None else (None, None)
+    ci = interval95(float(ea), None if cov is None else float(sd[1]), dof) if dof else None
     d0 = float(math.exp(ln_d0))
     return ArrheniusFit(
         ea_ev=float(ea), ea_stderr_ev=None if cov is None else float(sd[1]),
+        ea_ci95_low_ev=ci[0] if ci else None, ea_ci95_high_ev=ci[1] if ci else None,
+        dof=None if dof is None or math.isinf(dof) else dof,
         d0_cm2_s=d0, d0_stderr_cm2_s=None if cov is None else float(d0 * sd[0]),
         ln_d0=float(ln_d0), ln_d0_stderr=None if cov is None else float(sd[0]),
         cov_ln_d0_ea=None if cov is None else float(cov[0, 1]),
-        chi2_reduced=chi2_red if weighted else None, n_points=len(y),
+        chi2_reduced=chi2_red if weighted else None, widened=widened, n_points=len(y),
         temperatures_k=tuple(float(v) for v in t), weighted=weighted)
 
 
@@ -140,14 +156,25 @@ def read_table(path: Path) -> dict[str, list[Diffusivity]]:
     return out
 
 
-def fit_table(table: dict[str, list[Diffusivity]]) -> dict[str, ArrheniusFit]:
-    fits = {}
+def fit_table(table: dict[str, list[Diffusivity]], weighted: bool = True
+              ) -> tuple[dict[str, ArrheniusFit], dict[str, str]]:
+    """A fit per potential, and why a potential has none (fewer than two usable temperatures ...)."""
+    fits, why = {}, {}
     for pot, pts in table.items():
         try:
-            fits[pot] = fit_arrhenius(pts)
+            fits[pot] = fit_arrhenius(pts, weighted)
         except AnalysisError as err:
-            raise AnalysisError(f"potential {pot}: {err}") from None
-    return fits
+            why[pot] = str(err)
+    return fits, why
+
+
+def describe(fit: ArrheniusFit) -> str:
+    err = f" ± {fit.ea_stderr_ev:.3f}" if fit.ea_stderr_ev is not None else ""
+    ci = (f" (95 %: {fit.ea_ci95_low_ev:.3f}-{fit.ea_ci95_high_ev:.3f})" if fit.ea_ci95_low_ev is not None else "")
+    chi = f", χ²_red = {fit.chi2_reduced:.2f}" + (" (errors widened)" if fit.widened else "") \
+        if fit.chi2_reduced is not None else ""
+    return (f"Ea = {fit.ea_ev:.3f}{err} eV{ci}, D0 = {fit.d0_cm2_s:.3e} cm²/s, T = "
+            f"{', '.join(f'{t:g}' for t in fit.temperatures_k)} K{chi}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,17 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object per potential")
     ap.add_argument("--out", help="directory for arrhenius.csv/.json/.png (default: beside the source)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    ap.add_argument("--observable", choices=("li", "defect", "collective"),
+                    help="which D to fit (study directories; default: the study's analysis.selection)")
+    ap.add_argument("--with-few-events", action="store_true",
+                    help="fit states with few migration events too (they are left out by default)")
+    ap.add_argument("--unweighted", action="store_true", help="ignore the errors of D (not recommended)")
     args = ap.parse_args(argv)
 
     def command() -> int:
         from analysis import output
 
         src = Path(args.source)
+        excluded: dict = {}
         if src.is_dir():
             from analysis.study import analyse_study
 
             analysis = analyse_study(src)
-            table = analysis.points()
+            table, excluded = analysis.points(args.observable, include_few_events=args.with_few_events)
             out_dir = Path(args.out) if args.out else src
             output.write_diffusivity_table(analysis.results, out_dir / "diffusivity.csv")
             for p in analysis.pending:
@@ -175,18 +208,20 @@ def main(argv: list[str] | None = None) -> int:
             table, out_dir = read_table(src), Path(args.out) if args.out else src.parent
         else:
             raise AnalysisError(f"{src} is neither a study directory nor a CSV file")
-        fits = fit_table(table)
-        written = output.write_arrhenius(fits, table, out_dir, plot=not args.no_plot)
-        if args.json:
-            for pot, f in fits.items():
-                print(json.dumps({"potential": pot, **asdict(f)}))
-        else:
-            for pot, f in fits.items():
-                err = f"{f.ea_stderr_ev:.3f}" if f.ea_stderr_ev is not None else "n/a"
-                chi = f"{f.chi2_reduced:.2f}" if f.chi2_reduced is not None else "n/a"
-                print(f"{pot}: Ea = {f.ea_ev:.3f} ± {err} eV, D0 = {f.d0_cm2_s:.3e} cm²/s, {f.n_points} "
-                      f"temperatures {min(f.temperatures_k):g}-{max(f.temperatures_k):g} K, χ²_red = {chi}")
-            log.info("wrote %s", ", ".join(str(p) for p in written))
+        fits, why = fit_table(table, weighted=not args.unweighted)
+        if not fits:
+            raise AnalysisError("no potential has an Arrhenius fit: " + "; ".join(f"{p}: {w}" for p, w in why.items()))
+        written = output.write_arrhenius(fits, table, out_dir, plot=not args.no_plot, excluded=excluded)
+        for pot in sorted(set(table) | set(excluded)):
+            left = "; ".join(f"{e.temperature_k:g} K ({e.reason})" for e in excluded.get(pot, []))
+            if args.json:
+                print(json.dumps({"potential": pot, "fit": asdict(fits[pot]) if pot in fits else None,
+                                  "no_fit": why.get(pot), "excluded": [asdict(e) for e in excluded.get(pot, [])]}))
+            else:
+                print(f"{pot}: " + (describe(fits[pot]) if pot in fits else
+                                     f"no Arrhenius fit: {why.get(pot) or 'fewer than two temperatures to fit'}")
+                      + (f"; left out: {left}" if left else ""))
+        log.info("wrote %s", ", ".join(str(p) for p in written))
         return 0
 
     return cli.run(command)

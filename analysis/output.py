@@ -1,5 +1,6 @@
 """Writing results: the diffusivity table (CSV), the Arrhenius tables (CSV, JSON) and the Arrhenius plot (PNG).
-Units are in every column name (cm²/s, eV, K, ps)."""
+Units are in every column name (cm²/s, eV, K, ps, Å, bar); every ``*_stderr_*`` is a 1σ standard error and every
+``*_ci95_*`` a bound of the 95 % interval."""
 
 from __future__ import annotations
 
@@ -17,10 +18,18 @@ from core import plotting
 from core.files import atomic_write_text
 from core.units import UNITS
 
-DIFFUSIVITY_COLUMNS = ("potential", "temperature_k", "selection", "d_cm2_s", "d_stderr_cm2_s", "fit_start_ps",
-                       "fit_end_ps", "n_replicas", "n_blocks", "n_samples", "n_atoms", "simulated_ps", "method",
-                       "n_hops", "flag", "lattice_constant_angstrom", "lattice_constant_stderr_angstrom",
-                       "pressure_bar", "pressure_stderr_bar", "target_pressure_bar", "pressure_flag")
+#: per observable: D, its 1σ error, 95 % interval, degrees of freedom, and D with the window's start halved/doubled
+_D = ("cm2_s", "stderr_cm2_s", "ci95_low_cm2_s", "ci95_high_cm2_s", "dof", "half_start_cm2_s",
+      "double_start_cm2_s")
+DIFFUSIVITY_COLUMNS = (
+    "potential", "temperature_k", "observable", "d_cm2_s", "d_stderr_cm2_s", "n_samples", "status", "flag",
+    "events", "fit_start_ps", "fit_end_ps",
+    *(f"d_{o}_{k}" for o in ("li", "defect", "collective") for k in _D),
+    "per_defect_d_cm2_s", "per_defect_d_stderr_cm2_s", "collective_d_per_li_cm2_s",
+    "collective_d_per_li_stderr_cm2_s", "haven_ratio", "haven_ratio_stderr",
+    "n_li", "n_defects", "n_replicas", "simulated_ps", "off_site_fraction",
+    "lattice_constant_angstrom", "lattice_constant_stderr_angstrom", "pressure_bar", "pressure_stderr_bar",
+    "target_pressure_bar")
 
 
 def _csv(rows: list[dict], columns) -> str:
@@ -31,48 +40,72 @@ def _csv(rows: list[dict], columns) -> str:
     return buf.getvalue()
 
 
-def diffusivity_rows(results) -> list[dict]:
-    """One row per potential, temperature and selection (see DIFFUSIVITY_COLUMNS)."""
+def diffusivity_rows(results, observable: str) -> list[dict]:
+    """One row per potential and temperature (see DIFFUSIVITY_COLUMNS); ``d_cm2_s``, ``d_stderr_cm2_s`` and
+    ``n_samples`` are the ``observable``'s (the one the Arrhenius fit uses), so the table is also a valid input
+    of ``python -m analysis.arrhenius``."""
     rows = []
     for r in results:
-        e = r.estimate
-        rows.append({"potential": r.potential, "temperature_k": r.temperature_k, "selection": r.selection,
-                     "d_cm2_s": e.d_cm2_s, "d_stderr_cm2_s": e.d_stderr_cm2_s, "fit_start_ps": e.fit_start_ps,
-                     "fit_end_ps": e.fit_end_ps, "n_replicas": e.n_replicas, "n_blocks": e.n_blocks,
-                     "n_samples": e.n_samples, "n_atoms": e.n_atoms, "simulated_ps": e.simulated_ps,
-                     "method": e.method, "n_hops": r.n_hops, "flag": r.flag}
-                    | (asdict(r.conditions) | {"pressure_flag": r.conditions.pressure_flag} if r.conditions else {}))
+        row = {"potential": r.potential, "temperature_k": r.temperature_k, "observable": observable,
+               "status": r.status, "flag": "; ".join(r.flags), "events": r.events,
+               "fit_start_ps": r.window_ps[0] if r.window_ps else None,
+               "fit_end_ps": r.window_ps[1] if r.window_ps else None, "n_li": r.n_li, "n_defects": r.n_defects,
+               "n_replicas": len(r.run_dirs), "off_site_fraction": r.off_site_fraction}
+        for name, e in r.estimates.items():
+            if e is not None:
+                row |= {f"d_{name}_cm2_s": e.d_cm2_s, f"d_{name}_stderr_cm2_s": e.d_stderr_cm2_s,
+                        f"d_{name}_ci95_low_cm2_s": e.d_ci95_low_cm2_s,
+                        f"d_{name}_ci95_high_cm2_s": e.d_ci95_high_cm2_s,
+                        f"d_{name}_dof": e.dof, f"d_{name}_half_start_cm2_s": e.d_half_start_cm2_s,
+                        f"d_{name}_double_start_cm2_s": e.d_double_start_cm2_s, "simulated_ps": e.simulated_ps}
+        chosen = r.point(observable)
+        if chosen is not None:
+            row |= {"d_cm2_s": chosen.d_cm2_s, "d_stderr_cm2_s": chosen.d_stderr_cm2_s, "n_samples": chosen.n_samples}
+        for key, v in (("per_defect_d", r.per_defect_d), ("collective_d_per_li", r.collective_d),
+                       ("haven_ratio", r.haven_ratio)):
+            if v is not None:
+                unit = "" if key == "haven_ratio" else "_cm2_s"
+                row |= {f"{key}{unit}": v.value, f"{key}_stderr{unit}": v.stderr}
+        if r.conditions is not None:
+            row |= asdict(r.conditions)
+        rows.append(row)
     return rows
 
 
-def write_diffusivity_table(results, path: Path) -> Path:
-    """CSV, one row per potential, temperature and atom selection; D in cm²/s, times in ps."""
-    return atomic_write_text(Path(path), _csv(diffusivity_rows(results), DIFFUSIVITY_COLUMNS))
+def write_diffusivity_table(results, path: Path, observable: str) -> Path:
+    """CSV, one row per potential and temperature; D in cm²/s, times in ps."""
+    return atomic_write_text(Path(path), _csv(diffusivity_rows(results, observable), DIFFUSIVITY_COLUMNS))
 
-FIT_COLUMNS = ("potential", "ea_ev", "ea_stderr_ev", "d0_cm2_s", "d0_stderr_cm2_s", "cov_ln_d0_ea",
-               "chi2_reduced", "n_points", "t_min_k", "t_max_k", "weighted")
+
+FIT_COLUMNS = ("potential", "ea_ev", "ea_stderr_ev", "ea_ci95_low_ev", "ea_ci95_high_ev", "dof", "d0_cm2_s",
+               "d0_stderr_cm2_s", "cov_ln_d0_ea", "chi2_reduced", "widened", "n_points", "temperatures_k",
+               "weighted", "excluded")
 
 
 def write_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], out_dir: Path,
-                    plot: bool = True) -> list[Path]:
+                    plot: bool = True, excluded: dict | None = None) -> list[Path]:
+    """arrhenius.csv, arrhenius.json and (``plot``) arrhenius.png; ``excluded``: the states left out of each
+    potential's fit, with why (listed in the tables)."""
     out_dir = Path(out_dir)
+    excluded = excluded or {}
     rows = []
     for pot, f in fits.items():
-        rows.append({"potential": pot, "ea_ev": f.ea_ev, "ea_stderr_ev": f.ea_stderr_ev, "d0_cm2_s": f.d0_cm2_s,
-                    "d0_stderr_cm2_s": f.d0_stderr_cm2_s, "cov_ln_d0_ea": f.cov_ln_d0_ea,
-                    "chi2_reduced": f.chi2_reduced, "n_points": f.n_points, "t_min_k": min(f.temperatures_k),
-                    "t_max_k": max(f.temperatures_k), "weighted": f.weighted})
+        rows.append({k: v for k, v in asdict(f).items() if k in FIT_COLUMNS} | {
+            "potential": pot, "temperatures_k": " ".join(f"{t:g}" for t in f.temperatures_k),
+            "excluded": "; ".join(f"{e.temperature_k:g} K: {e.reason}" for e in excluded.get(pot, []))})
     paths = [atomic_write_text(out_dir / "arrhenius.csv", _csv(rows, FIT_COLUMNS))]
     doc = {"units": UNITS | {"cov_ln_d0_ea": "eV (ln D0 in ln(cm^2/s))"},
            "fits": {pot: asdict(f) for pot, f in fits.items()},
-           "points": {pot: [asdict(p) for p in pts] for pot, pts in table.items()}}
+           "points": {pot: [asdict(p) for p in pts] for pot, pts in table.items()},
+           "excluded": {pot: [asdict(e) for e in es] for pot, es in excluded.items()}}
     paths.append(atomic_write_text(out_dir / "arrhenius.json", json.dumps(doc, indent=2) + "\n"))
     if plot:
         paths.append(plot_arrhenius(fits, table, out_dir / "arrhenius.png"))
     return paths
 
 
-def plot_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], path: Path) -> Path:
+def plot_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], path: Path,
+                   title: str = "Li diffusivity (error bars 1σ, bands 1σ of the fit)") -> Path:
     plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     for i, (pot, pts) in enumerate(sorted(table.items())):
@@ -95,7 +128,8 @@ def plot_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusiv
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel("D (cm²/s)")
-    ax.set_title("Li tracer diffusivity (error bars 1σ, bands 1σ of the fit)")
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return plotting.save(fig, path, dpi=120)

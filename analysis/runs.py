@@ -1,12 +1,19 @@
 """One run's analysis, computed once and kept beside the run (``analysis.json`` + ``analysis.npz``).
 
-Reading a trajectory and computing its MSD over all time origins is the expensive part of every estimate; the
-Arrhenius table, the report and ``driver run`` all need the same numbers. :func:`run_analysis` computes them once
-per run directory and stores them there, keyed by the trajectory file (name, size, modification time) and by the
-analysis settings and code version: a run is recomputed only when its trajectory or the settings changed.
+Reading a trajectory, following its defect and computing its MSD statistics is the expensive part of every
+estimate; the Arrhenius table, the report and ``driver run`` all need the same numbers. :func:`run_analysis`
+computes them once per run directory and stores them there, keyed by the trajectory and F-centre-of-mass files
+(name, size, modification time) and by the analysis settings and code version: a run is recomputed only when one
+of those changed.
 
-For each atom selection (``li``: every Li; ``defect``: the atom that started as the interstitial) it keeps the MSD
-curves (:class:`analysis.diffusion.MsdCurves`) and the hops behind them (:mod:`analysis.hops`).
+Three observables, each as :class:`analysis.diffusion.MsdStats`:
+
+- ``li``: every Li atom — the tracer diffusivity of Li (with one defect among N_Li atoms it scales as 1/N_Li);
+- ``defect``: the defect itself, followed on the crystal's sites (:mod:`analysis.sites`), with its events;
+- ``collective``: the sum of all Li positions — its MSD / (6 N_Li t) is the collective (charge) diffusivity.
+
+All positions are in the host lattice's frame: the displacement of the F sublattice's centre of mass since the
+first frame (``fcom.txt``) is subtracted.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.diffusion import MsdCurves, msd_curves
-from analysis.hops import count_hops
+from analysis.diffusion import MsdStats, collective, msd_stats
+from analysis.sites import track_defect
 from analysis.trajectory import Trajectory, ids_of_type, read_dcd, read_dump
 from core.errors import AnalysisError
 from core.files import atomic_copy, atomic_write_text
@@ -29,37 +36,36 @@ from inputs.study import study_of
 log = logging.getLogger(__name__)
 
 #: bump when what is stored, or how it is computed, changes: older caches are then recomputed
-VERSION = 2
-
-
-@dataclass(frozen=True)
-class SelectionAnalysis:
-    """The numbers of one atom selection of one run."""
-
-    selection: str
-    curves: MsdCurves
-    n_hops: int
+VERSION = 3
+OBSERVABLES = ("li", "defect", "collective")
 
 
 @dataclass(frozen=True)
 class RunAnalysis:
+    """A run's numbers: MSD statistics per observable, its Li and defect counts, the defect's events and the
+    site-assignment diagnostics (None where the run has no defect to follow)."""
+
     run: str
-    selections: dict[str, SelectionAnalysis]
+    stats: dict[str, MsdStats]
+    n_li: int
+    n_defects: int
+    events: int | None
+    off_site_fraction: float | None
+    ambiguous_fraction: float | None
     key: dict
 
-
-def selections_of(summary: RunSummary) -> list[str]:
-    """``li`` and, where the structure has an interstitial atom, ``defect``."""
-    return ["li"] + (["defect"] if summary.structure["defect"].get("atom_ids") else [])
+    @property
+    def duration_ps(self) -> float:
+        return self.stats["li"].duration_ps
 
 
 def cache_key(run: RunDir, summary: RunSummary) -> dict:
     path = run.trajectory_of(summary)
     st = path.stat()
-    an = study_of(summary.config, str(run.summary_file)).analysis
     fcom = run.fcom.stat() if run.fcom.is_file() else None
+    an = study_of(summary.config, str(run.summary_file)).analysis
     return {"version": VERSION, "trajectory": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "fcom": [fcom.st_size, fcom.st_mtime_ns] if fcom else None, "n_blocks": an.n_blocks,
+            "fcom": [fcom.st_size, fcom.st_mtime_ns] if fcom else None, "residence_ps": an.residence_ps,
             "timestep_fs": summary.timestep_fs}
 
 
@@ -94,36 +100,43 @@ def in_host_frame(traj: Trajectory, fcom: tuple[np.ndarray, np.ndarray]) -> Traj
                             f"(steps {traj.steps[0]}..{traj.steps[-1]})")
     drift = com[idx] - com[idx[0]]
     return Trajectory(traj.positions - drift[:, None, :].astype(traj.positions.dtype), traj.times_ps, traj.steps,
-                      traj.atom_ids, traj.source)
+                      traj.atom_ids, traj.source, traj.cell, traj.origin)
 
 
-def subset(traj: Trajectory, atom_ids) -> Trajectory:
-    want = np.asarray(atom_ids)
-    idx = np.searchsorted(traj.atom_ids, want)
-    if np.any(idx >= len(traj.atom_ids)) or np.any(traj.atom_ids[np.minimum(idx, len(traj.atom_ids) - 1)] != want):
-        raise AnalysisError(f"{traj.source}: atoms {want.tolist()} are not in the trajectory")
-    return Trajectory(traj.positions[:, idx], traj.times_ps, traj.steps, want, traj.source)
+def production_cell(summary: RunSummary) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cell rows a, b, c in LAMMPS's frame, origin) of the NVT stages, from the run's measured state."""
+    if summary.state is None:
+        return None
+    lx, ly, lz, xy, xz, yz = summary.state.cell_angstrom
+    return np.array([[lx, 0, 0], [xy, ly, 0], [xz, yz, lz]]), np.asarray(summary.state.origin_angstrom)
 
 
 def compute(run: RunDir, summary: RunSummary) -> RunAnalysis:
-    """Read the trajectory once and analyse every selection."""
+    """Read the trajectory once and analyse every observable."""
     an = study_of(summary.config, str(run.summary_file)).analysis
     li = read_li(run, summary)
-    out = {}
-    for name in selections_of(summary):
-        traj = li if name == "li" else subset(li, summary.structure["defect"]["atom_ids"])
-        out[name] = SelectionAnalysis(name, msd_curves(traj, an.n_blocks), count_hops(traj.positions))
-    return RunAnalysis(str(run), out, cache_key(run, summary))
+    dt = li.frame_interval_ps
+    stats = {"li": msd_stats(li.positions, dt), "collective": msd_stats(collective(li.positions), dt)}
+    defect = summary.structure["defect"]
+    kind, sites, box = defect.get("kind", "none"), summary.structure.get("sites"), production_cell(summary)
+    events = off = ambiguous = None
+    n_defects = 0
+    if kind != "none" and sites and box is not None:
+        track = track_defect(li.positions, box[0], box[1], np.asarray(sites["li"]), np.asarray(sites["interstitial"]),
+                             kind, max(1, int(round(an.residence_ps / dt))))
+        stats["defect"] = msd_stats(track.positions[:, None, :], dt)
+        events, off, ambiguous, n_defects = track.n_events, track.off_site_fraction, track.ambiguous_fraction, 1
+    return RunAnalysis(str(run), stats, li.positions.shape[1], n_defects, events, off, ambiguous,
+                       cache_key(run, summary))
 
 
 def save(result: RunAnalysis, run: RunDir) -> None:
-    arrays = {}
-    meta = {"key": result.key, "selections": {}}
-    for name, s in result.selections.items():
-        arrays[f"{name}_full"] = s.curves.full
-        arrays[f"{name}_blocks"] = s.curves.blocks
-        meta["selections"][name] = {"frame_interval_ps": s.curves.frame_interval_ps, "n_atoms": s.curves.n_atoms,
-                                    "n_hops": s.n_hops}
+    arrays, meta = {}, {"key": result.key, "n_li": result.n_li, "n_defects": result.n_defects,
+                        "events": result.events, "off_site_fraction": result.off_site_fraction,
+                        "ambiguous_fraction": result.ambiguous_fraction, "observables": {}}
+    for name, s in result.stats.items():
+        arrays |= {f"{name}_msd": s.msd, f"{name}_lags": s.lags, f"{name}_s_var": s.s_var}
+        meta["observables"][name] = {"frame_interval_ps": s.frame_interval_ps, "n_walkers": s.n_walkers}
     atomic_copy(lambda tmp: np.savez(tmp, **arrays), run.analysis_npz)
     atomic_write_text(run.analysis_json, json.dumps(meta, indent=1) + "\n")  # written last: the key validates both
 
@@ -135,12 +148,12 @@ def load(run: RunDir, key: dict) -> RunAnalysis | None:
         if meta.get("key") != key:
             return None
         with np.load(run.analysis_npz) as z:
-            sel = {name: SelectionAnalysis(name, MsdCurves(m["frame_interval_ps"], m["n_atoms"],
-                                                           z[f"{name}_full"], z[f"{name}_blocks"]), m["n_hops"])
-                   for name, m in meta["selections"].items()}
+            stats = {name: MsdStats(m["frame_interval_ps"], m["n_walkers"], z[f"{name}_msd"], z[f"{name}_lags"],
+                                    z[f"{name}_s_var"]) for name, m in meta["observables"].items()}
     except (OSError, ValueError, KeyError):
         return None
-    return RunAnalysis(str(run), sel, key)
+    return RunAnalysis(str(run), stats, meta["n_li"], meta["n_defects"], meta["events"], meta["off_site_fraction"],
+                       meta["ambiguous_fraction"], key)
 
 
 def run_analysis(run_dir: str | Path, summary: RunSummary | None = None) -> RunAnalysis:

@@ -1,32 +1,44 @@
-"""A study directory (``runs/<study>``) → one diffusivity estimate per potential, temperature and atom selection.
+"""A study directory (``runs/<study>``) → one result per potential and temperature.
 
 Run directories are found by their ``summary.json`` (:func:`core.rundir.find_runs`). Finished runs are analysed
-(each once: :mod:`analysis.runs` keeps its numbers beside it); the others are returned as pending, never
-silently dropped. Replicas (seeds) of one potential and temperature are pooled (see :mod:`analysis.diffusion`).
-Selections: ``li`` (every Li: the tracer diffusivity of Li) and ``defect`` (the atom that started as the
-interstitial); the study's ``analysis.selection`` says which one the Arrhenius fit uses. Each result carries the
-number of hops behind it (:mod:`analysis.hops`) and a flag when they are too few to trust D.
+(each once: :mod:`analysis.runs` keeps its numbers beside it); the others are returned as pending, never silently
+dropped. Replicas (seeds) of one potential and temperature are pooled.
+
+Each state point gets, from the same fit window:
+
+- D of all Li (the tracer diffusivity), of the defect itself, and the collective (charge) diffusivity;
+- per-defect quantities that do not depend on the cell size: N_Li·D_Li per defect, the defect's own D, and the
+  Haven ratio H_R = D_tracer / D_σ (the collective diffusivity per Li, D_σ = ⟨|Σ Δr_i|²⟩ / 6 N_Li t);
+- the window, chosen from the data: it starts ``analysis.events_before_window`` mean times between the defect's
+  events into the trajectory (no earlier than ``analysis.min_window_start_ps``) and ends at half of it;
+- a status: ``ok``; ``few-events`` (fewer than ``analysis.min_events`` events: the Arrhenius fit leaves it out by
+  default); ``no-diffusive-regime`` (no event, or a window shorter than a factor two, or a melted host lattice:
+  no number is given).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from analysis.diffusion import DiffusionEstimate, Diffusivity, estimate_from_curves
-from analysis.hops import MIN_HOPS, too_few
-from analysis.runs import RunAnalysis, run_analysis
+from analysis.diffusion import DiffusionEstimate, Diffusivity, estimate
+from analysis.runs import OBSERVABLES, RunAnalysis, run_analysis
+from analysis.sites import OFF_SITE_ANGSTROM
 from core.errors import AnalysisError
 from core.rundir import RunDir, RunSummary, find_runs
-from inputs.study import study_of
+from inputs.study import AnalysisSpec, study_of
 
 log = logging.getLogger(__name__)
 
-
+Status = Literal["ok", "few-events", "no-diffusive-regime"]
+#: a state whose Li spend more than this fraction of their time away from every crystal site has lost its lattice
+MELTED_FRACTION = 0.05
 #: a production pressure further than this from the study's target is flagged (1 kbar is ~0.25 % of volume in
 #: LiF, ~0.1 % of the lattice constant: a few meV on a migration barrier)
 PRESSURE_TOLERANCE_BAR = 1000.0
@@ -72,29 +84,81 @@ def conditions(summaries: list[RunSummary]) -> Conditions | None:
                       [st.lattice_constant_stderr_angstrom for st in states])
     p, p_err = pooled([st.pressure_bar for st in states], [st.pressure_stderr_bar for st in states])
     study = study_of(summaries[0].config, summaries[0].study_source)
-    target = study.md.pressure_bar if study.system.volume == "npt" else None
-    if study.system.volume == "fixed":
-        a_err = None  # fixed by the study: no uncertainty
-    return Conditions(a, a_err, p, p_err, target)
+    fixed = study.system.volume == "fixed"
+    return Conditions(a, None if fixed else a_err, p, p_err, None if fixed else study.md.pressure_bar)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A derived quantity with its 1σ standard error."""
+
+    value: float
+    stderr: float | None
+
+
+def _ratio(a: Value | None, b: Value | None) -> Value | None:
+    """a / b with its error, the two taken as independent (conservative where they are positively correlated, as
+    a tracer and a collective D from the same trajectories are)."""
+    if a is None or b is None or b.value <= 0 or a.stderr is None or b.stderr is None:
+        return None
+    r = a.value / b.value
+    return Value(r, abs(r) * math.hypot(a.stderr / a.value if a.value else 0.0, b.stderr / b.value))
 
 
 @dataclass(frozen=True)
 class StateResult:
-    """The estimate of one state point (potential, temperature) for one atom selection."""
+    """One state point (potential, temperature), its replicas pooled: an estimate per observable (``li``,
+    ``defect``, ``collective``; None where there is none), the events and window behind them, and its status."""
 
     potential: str
     temperature_k: float
-    selection: str
-    estimate: DiffusionEstimate
+    estimates: dict[str, DiffusionEstimate | None]
     run_dirs: tuple[str, ...]
-    n_hops: int
-    flag: str = ""
+    n_li: int
+    n_defects: int
+    events: int | None
+    window_ps: tuple[float, float] | None
+    status: Status
+    reason: str
     conditions: Conditions | None = None
+    off_site_fraction: float | None = None
 
     @property
-    def point(self) -> Diffusivity:
-        e = self.estimate
-        return Diffusivity(self.temperature_k, e.d_cm2_s, e.d_stderr_cm2_s, e.n_samples)
+    def flags(self) -> list[str]:
+        out = [self.reason] if self.status != "ok" else []
+        if self.conditions is not None and self.conditions.pressure_flag:
+            out.append(self.conditions.pressure_flag)
+        return out
+
+    def point(self, observable: str) -> Diffusivity | None:
+        e = self.estimates.get(observable)
+        return None if e is None else Diffusivity(self.temperature_k, e.d_cm2_s, e.d_stderr_cm2_s, e.dof)
+
+    def value(self, observable: str) -> Value | None:
+        e = self.estimates.get(observable)
+        return None if e is None else Value(e.d_cm2_s, e.d_stderr_cm2_s)
+
+    @property
+    def per_defect_d(self) -> Value | None:
+        """N_Li · D_Li per defect (cm²/s): the all-Li tracer D of one defect's motion, free of the cell size."""
+        v = self.value("li")
+        if v is None or not self.n_defects:
+            return None
+        k = self.n_li / self.n_defects
+        return Value(k * v.value, None if v.stderr is None else k * v.stderr)
+
+    @property
+    def collective_d(self) -> Value | None:
+        """D_σ, the collective (charge) diffusivity per Li (cm²/s): the collective coordinate's D over N_Li."""
+        v = self.value("collective")
+        if v is None:
+            return None
+        return Value(v.value / self.n_li, None if v.stderr is None else v.stderr / self.n_li)
+
+    @property
+    def haven_ratio(self) -> Value | None:
+        """H_R = D_tracer / D_σ."""
+        return _ratio(self.value("li"), self.collective_d)
 
 
 @dataclass(frozen=True)
@@ -107,21 +171,45 @@ class PendingRun:
 
 
 @dataclass(frozen=True)
+class Excluded:
+    temperature_k: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class StudyAnalysis:
-    """Everything known about a study directory: finished results, runs not finished yet, and the runs' summaries
-    and analyses (for the report's curves and provenance)."""
+    """Everything known about a study directory: the state points, runs not finished yet, and the runs'
+    summaries and analyses (for the report's curves and provenance)."""
 
     study_dir: Path
     study_name: str
-    selection: str  # the study's choice for the Arrhenius fit
+    selection: str  # the observable the Arrhenius fit uses (the study's analysis.selection)
     results: list[StateResult]
     pending: list[PendingRun]
     runs: list[tuple[RunDir, RunSummary]] = field(default_factory=list)
     analyses: dict[str, RunAnalysis] = field(default_factory=dict)
 
-    def chosen(self) -> list[StateResult]:
-        """The results of the study's own selection (what the Arrhenius fit uses)."""
-        return [r for r in self.results if r.selection == self.selection]
+    def points(self, observable: str | None = None, include_few_events: bool = False
+               ) -> tuple[dict[str, list[Diffusivity]], dict[str, list[Excluded]]]:
+        """The points an Arrhenius fit takes, per potential, and the states left out with why: states with no
+        diffusive regime always, few-event states unless ``include_few_events``."""
+        observable = observable or self.selection
+        points: dict[str, list[Diffusivity]] = {}
+        excluded: dict[str, list[Excluded]] = {}
+        for r in self.results:
+            p = r.point(observable)
+            why = ""
+            if r.status == "no-diffusive-regime" or p is None:
+                why = r.reason or f"no estimate of the {observable} diffusivity"
+            elif r.status == "few-events" and not include_few_events:
+                why = r.reason
+            elif p.d_cm2_s <= 0:
+                why = f"D = {p.d_cm2_s:.3g} cm²/s ≤ 0 has no logarithm (no motion resolved)"
+            if why:
+                excluded.setdefault(r.potential, []).append(Excluded(r.temperature_k, why))
+            else:
+                points.setdefault(r.potential, []).append(p)
+        return points, excluded
 
     def lammps_builds(self) -> dict[str, list[str]]:
         """The LAMMPS builds the runs used (version and build id -> run directories); more than one in a study is
@@ -130,14 +218,6 @@ class StudyAnalysis:
         for r, s in self.runs:
             if s.lammps is not None:
                 out.setdefault(f"{s.lammps.version} ({s.lammps.build or s.lammps.executable})", []).append(str(r))
-        return out
-
-    def points(self, selection: str | None = None) -> dict[str, list[Diffusivity]]:
-        """(T, D, σ, n) per potential, for the Arrhenius fit."""
-        out: dict[str, list[Diffusivity]] = {}
-        for r in self.results:
-            if r.selection == (selection or self.selection):
-                out.setdefault(r.potential, []).append(r.point)
         return out
 
 
@@ -159,19 +239,61 @@ def analyse_study(study_dir: str | Path, jobs: int | None = None) -> StudyAnalys
     groups: dict[tuple[str, float], list[tuple[RunDir, RunSummary]]] = {}
     for r, s in finished:
         groups.setdefault((s.potential, float(s.temperature_k)), []).append((r, s))
-    results = []
-    for (pot, t), members in sorted(groups.items()):
-        an = study_of(members[0][1].config, str(members[0][0].summary_file)).analysis
-        for name in analyses[str(members[0][0])].selections:
-            sel = [analyses[str(r)].selections[name] for r, _ in members if name in analyses[str(r)].selections]
-            est = estimate_from_curves([a.curves for a in sel], n_blocks=an.n_blocks,
-                                       start_fraction=an.fit_start_fraction, end_fraction=an.fit_end_fraction)
-            hops = sum(a.n_hops for a in sel)
-            flag = f"few hops ({hops} < {MIN_HOPS}): D rests on too few events" if too_few(hops) else ""
-            results.append(StateResult(pot, t, name, est, tuple(str(r) for r, _ in members), hops, flag,
-                                       conditions([s for _, s in members])))
+    results = [state_result(pot, t, members, [analyses[str(r)] for r, _ in members])
+               for (pot, t), members in sorted(groups.items())]
     first = study_of(finished[0][1].config, str(finished[0][0].summary_file))
     return StudyAnalysis(study_dir, first.name, first.analysis.selection, results, pending, runs, analyses)
+
+
+def choose_window(spec: AnalysisSpec, analyses: list[RunAnalysis]) -> tuple[tuple[float, float] | None, str]:
+    """The fit window (ps) from the defect's event rate, or the study's fixed one; None with why where there is
+    no diffusive regime."""
+    shortest = min(a.duration_ps for a in analyses)
+    dt = max(a.stats["li"].frame_interval_ps for a in analyses)
+    end = shortest / 2
+    if spec.window_ps is not None:
+        start, end = spec.window_ps
+        if end > shortest:
+            raise AnalysisError(f"analysis.window_ps ends at {end:g} ps, beyond the {shortest:g} ps of the runs")
+        return (start, end), ""
+    events = sum(a.events or 0 for a in analyses)
+    if any(a.events is None for a in analyses):
+        return None, "no defect to follow on the crystal's sites: give analysis.window_ps"
+    if events == 0:
+        return None, f"no migration event in {sum(a.duration_ps for a in analyses):g} ps: no diffusive regime"
+    between = sum(a.duration_ps for a in analyses) / events
+    start = max(spec.events_before_window * between, spec.min_window_start_ps, 2 * dt)
+    if start > end / 2:
+        return None, (f"{events} events, {between:.3g} ps apart: the diffusive regime would start at {start:.3g} ps, "
+                      f"too close to half the run ({end:g} ps) for a window")
+    return (start, end), ""
+
+
+def state_result(potential: str, temperature_k: float, members: list[tuple[RunDir, RunSummary]],
+                 analyses: list[RunAnalysis]) -> StateResult:
+    spec = study_of(members[0][1].config, str(members[0][0].summary_file)).analysis
+    window, why = choose_window(spec, analyses)
+    events = None if any(a.events is None for a in analyses) else sum(a.events for a in analyses)
+    off = [a.off_site_fraction for a in analyses if a.off_site_fraction is not None]
+    off_site = max(off) if off else None
+    common = dict(potential=potential, temperature_k=temperature_k, run_dirs=tuple(str(r) for r, _ in members),
+                  n_li=analyses[0].n_li, n_defects=analyses[0].n_defects, events=events,
+                  conditions=conditions([s for _, s in members]), off_site_fraction=off_site)
+    if off_site is not None and off_site > MELTED_FRACTION:
+        return StateResult(estimates={}, window_ps=None, status="no-diffusive-regime",
+                           reason=f"{100 * off_site:.0f} % of the Li time is spent off every crystal site "
+                                  f"(> {OFF_SITE_ANGSTROM} Å away): the host lattice has melted", **common)
+    if window is None:
+        return StateResult(estimates={}, window_ps=None, status="no-diffusive-regime", reason=why, **common)
+    estimates = {}
+    for name in OBSERVABLES:
+        stats = [a.stats[name] for a in analyses if name in a.stats]
+        estimates[name] = estimate(stats, *window) if len(stats) == len(analyses) else None
+    status: Status = "ok"
+    reason = ""
+    if events is not None and events < spec.min_events:
+        status, reason = "few-events", f"few events ({events} < {spec.min_events}): D rests on too few migrations"
+    return StateResult(estimates=estimates, window_ps=window, status=status, reason=reason, **common)
 
 
 def _analyse_runs(runs: list[tuple[RunDir, RunSummary]], jobs: int | None) -> dict[str, RunAnalysis]:

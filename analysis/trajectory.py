@@ -1,16 +1,25 @@
-"""Reading trajectories: any LAMMPS text dump with unwrapped coordinates (``xu yu zu``), through MDAnalysis.
+"""Reading trajectories: LAMMPS text dumps and DCD files, into unwrapped Cartesian positions (Å).
 
-The dump is its own topology (atom ids and types come from its columns); ``data`` optionally names a LAMMPS
-data file whose atoms (matched by id) the selection is evaluated on, for dumps without the column you select on.
-Times come from the dump's step column times the MD timestep, since MDAnalysis cannot know the timestep.
-A truncated last frame (a run killed while writing) is dropped with a warning; everything before it is used.
+Text dumps (read here with numpy; plain, gzip or bzip2): any of ``xu yu zu``, ``xsu ysu zsu``, or wrapped ``x y z``
+/ ``xs ys zs`` with image flags ``ix iy iz`` (unwrapped with the box's tilt, which MDAnalysis's reader does not
+do); optional ``ITEM: TIME`` and ``ITEM: UNITS`` header items; orthogonal or triclinic boxes. The dump is its own
+topology (atom ids and types come from its columns); a selection is ``type N``/``id N`` or any MDAnalysis selection
+on those, and ``data`` optionally names a LAMMPS data file whose atoms (matched by id) the selection is evaluated
+on. Times come from the dump's step column times the MD timestep. A truncated last frame (a run killed while
+writing) is dropped with a warning; everything before it is used. DCD files (``dump ... dcd`` with ``dump_modify
+unwrap yes``) are memory-mapped; one written without ``unwrap yes`` is recognised by atoms that jump by more than
+half a box between frames, and refused.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +31,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Unwrapped positions (n_frames, n_atoms, 3) in Å, float64, and their times in ps."""
+    """Unwrapped positions (n_frames, n_atoms, 3) in Å (float64 from text, float32 as stored in DCD), their times
+    in ps and LAMMPS steps, the atom ids, and the box of the first frame where the file has one: ``cell`` rows a, b,
+    c in LAMMPS's frame, ``origin`` (xlo, ylo, zlo)."""
 
     positions: np.ndarray
     times_ps: np.ndarray
     steps: np.ndarray
     atom_ids: np.ndarray
     source: str
+    cell: np.ndarray | None = None
+    origin: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -38,82 +51,207 @@ class Trajectory:
     def frame_interval_ps(self) -> float:
         return float(self.times_ps[1] - self.times_ps[0]) if self.n_frames > 1 else float("nan")
 
+    def subset(self, atom_ids) -> "Trajectory":
+        """The same trajectory for some of its atoms (by id)."""
+        want = np.asarray(atom_ids)
+        idx = np.searchsorted(self.atom_ids, want)
+        ok = (idx < len(self.atom_ids)) & (self.atom_ids[np.minimum(idx, len(self.atom_ids) - 1)] == want)
+        if not ok.all():
+            raise AnalysisError(f"{self.source}: atoms {want[~ok].tolist()} are not in the trajectory")
+        return replace(self, positions=self.positions[:, idx], atom_ids=want)
 
-def _scan(path: Path) -> tuple[int, int, bool]:
-    """(atoms per frame, complete frames, truncated?) from line counts, without parsing coordinates."""
+
+def open_text(path: Path):
+    """A text file for reading as bytes, decompressed when it is gzip or bzip2 (recognised by content)."""
     with open(path, "rb") as fh:
-        head = [fh.readline() for _ in range(9)]
-    if not head[0].startswith(b"ITEM: TIMESTEP") or not head[2].startswith(b"ITEM: NUMBER OF ATOMS"):
-        raise AnalysisError(f"{path} is not a LAMMPS text dump (no 'ITEM: TIMESTEP' header)")
-    try:
-        n_atoms = int(head[3])
-    except ValueError:
-        raise AnalysisError(f"{path}: unreadable atom count {head[3]!r}") from None
-    cols = head[8].decode(errors="replace").split()[2:]
-    if not {"xu", "yu", "zu"} <= set(cols):
-        raise AnalysisError(
-            f"{path} has no unwrapped coordinates (columns: {' '.join(cols) or 'none'}); diffusion needs xu yu zu: "
-            f"write the dump with `dump ID GROUP custom N FILE id type xu yu zu`")
-    if "id" not in cols:
-        raise AnalysisError(f"{path} has no 'id' column; atoms cannot be followed between frames")
-    lines, last = 0, b"\n"  # complete (newline-terminated) lines, and the file's last byte
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 24):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    per_frame = n_atoms + 9
-    # a cut-off last line is not counted, so a frame whose final line was cut is not complete
-    complete = lines // per_frame
-    truncated = lines % per_frame != 0 or last != b"\n"
-    return n_atoms, complete, truncated
+        magic = fh.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    if magic == b"BZh":
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
+def box_of(header: str, lines: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """(origin, cell rows) from a dump frame's ``ITEM: BOX BOUNDS`` header and its three lines (orthogonal or
+    triclinic: the bounds of a tilted box are those of its bounding box, see LAMMPS's Howto_triclinic)."""
+    v = [[float(x) for x in line.split()] for line in lines]
+    if "xy" in header:
+        (xlo_b, xhi_b, xy), (ylo_b, yhi_b, xz), (zlo, zhi, yz) = v
+        xlo, xhi = xlo_b - min(0.0, xy, xz, xy + xz), xhi_b - max(0.0, xy, xz, xy + xz)
+        ylo, yhi = ylo_b - min(0.0, yz), yhi_b - max(0.0, yz)
+    else:
+        (xlo, xhi), (ylo, yhi), (zlo, zhi) = (row[:2] for row in v)
+        xy = xz = yz = 0.0
+    return np.array([xlo, ylo, zlo]), np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, zhi - zlo]])
+
+
+#: the coordinate columns this reader turns into unwrapped Cartesian positions, in order of preference
+COORDINATES = (("xu", "yu", "zu"), ("xsu", "ysu", "zsu"), ("x", "y", "z", "ix", "iy", "iz"),
+               ("xs", "ys", "zs", "ix", "iy", "iz"))
+
+
+def unwrapped(cols: dict[str, int], data: np.ndarray, origin: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Unwrapped Cartesian positions from whichever coordinate columns a frame has (see :data:`COORDINATES`)."""
+    def take(names):
+        return data[:, [cols[n] for n in names]]
+
+    if {"xu", "yu", "zu"} <= set(cols):
+        return take(("xu", "yu", "zu"))
+    if {"xsu", "ysu", "zsu"} <= set(cols):
+        return origin + take(("xsu", "ysu", "zsu")) @ cell
+    if {"ix", "iy", "iz"} <= set(cols):
+        images = take(("ix", "iy", "iz"))
+        if {"x", "y", "z"} <= set(cols):
+            return take(("x", "y", "z")) + images @ cell  # tilt included: the image shift is along a, b, c
+        if {"xs", "ys", "zs"} <= set(cols):
+            return origin + (take(("xs", "ys", "zs")) + images) @ cell
+    raise KeyError("no unwrapped coordinates")
+
+
+@dataclass
+class _Frames:
+    steps: list[int]
+    positions: list[np.ndarray]
+    ids: np.ndarray
+    types: np.ndarray
+    origin: np.ndarray
+    cell: np.ndarray
+    columns: list[str]
+    truncated: bool
+
+
+def _parse(path: Path) -> _Frames:
+    """Every complete frame of a LAMMPS text dump (see :func:`read_dump`), atoms sorted by id."""
+    steps: list[int] = []
+    frames: list[np.ndarray] = []
+    first: tuple | None = None
+    truncated = False
+    with open_text(path) as fh:
+        line = fh.readline()
+        if not line.startswith(b"ITEM:"):
+            raise AnalysisError(f"{path} is not a LAMMPS text dump (it does not start with 'ITEM:')")
+        while line:
+            step = n = None
+            box = None
+            while line and not line.startswith(b"ITEM: ATOMS"):  # the frame's header items, in any order
+                if not line.endswith(b"\n"):  # cut off by a crash
+                    line = b""
+                    break
+                item = line.decode(errors="replace").strip()
+                if item.startswith("ITEM: TIMESTEP"):
+                    step = fh.readline()
+                elif item.startswith("ITEM: NUMBER OF ATOMS"):
+                    n = fh.readline()
+                elif item.startswith("ITEM: BOX BOUNDS"):
+                    box = (item, [fh.readline() for _ in range(3)])
+                elif item.startswith("ITEM:"):  # TIME, UNITS or another item of one line
+                    fh.readline()
+                else:
+                    raise AnalysisError(f"{path}: unexpected line {item[:60]!r} in the header of frame {len(steps)}")
+                line = fh.readline()
+            if not line or not line.endswith(b"\n"):
+                truncated = True
+                break
+            try:
+                step_i, n_i = int(step), int(n)
+                origin, cell = box_of(*box)
+            except (TypeError, ValueError):
+                truncated = True  # a header cut off by a crash
+                break
+            columns = line.decode().split()[2:]
+            body = list(islice(fh, n_i))
+            if len(body) < n_i or not body[-1].endswith(b"\n"):
+                truncated = True
+                break
+            data = np.array(b" ".join(body).split(), dtype=float).reshape(n_i, -1)
+            cols = {c: k for k, c in enumerate(columns)}
+            if first is None:
+                if "id" not in cols:
+                    raise AnalysisError(f"{path} has no 'id' column; atoms cannot be followed between frames")
+                order = np.argsort(data[:, cols["id"]])
+                ids = data[order, cols["id"]].astype(np.int64)
+                types = data[order, cols["type"]].astype(np.int64) if "type" in cols else np.zeros(n_i, np.int64)
+                first = (n_i, columns, origin, cell, ids, types)
+            elif n_i != first[0]:
+                raise AnalysisError(f"{path}: frame {len(steps)} (step {step_i}) has {n_i} atoms, the first frame "
+                                    f"{first[0]}; diffusion needs the same atoms in every frame (dump a fixed "
+                                    "group, not a region or a variable-size group)")
+            else:
+                order = np.argsort(data[:, cols["id"]])
+            try:
+                frames.append(unwrapped(cols, data[order], origin, cell))
+            except KeyError:
+                raise AnalysisError(
+                    f"{path} has no unwrapped coordinates (columns: {' '.join(columns) or 'none'}); diffusion needs xu "
+                    "yu zu (or xsu ysu zsu, or x y z with ix iy iz): write the dump with 'dump ID GROUP custom N FILE "
+                    "id type xu yu zu'") from None
+            steps.append(step_i)
+            line = fh.readline()
+    if first is None:
+        raise AnalysisError(f"{path} is not a LAMMPS text dump (no complete frame)")
+    n_atoms, columns, origin, cell, ids, types = first
+    return _Frames(steps, frames, ids, types, origin, cell, columns, truncated)
 
 
 def read_dump(path: str | Path, timestep_fs: float, select: str | None = None,
               data: str | Path | None = None) -> Trajectory:
-    """Positions of the selected atoms from a LAMMPS dump. ``select`` is an MDAnalysis selection ("type 1")."""
-    import MDAnalysis as mda  # heavy: imported when a trajectory is read
+    """Unwrapped positions of the selected atoms from a LAMMPS text dump (gzip or bzip2 compressed too).
 
+    ``select``: ``type N ...``, ``id N ...`` or any MDAnalysis selection on the dump's ids and types; ``data``:
+    a LAMMPS data file whose atoms (matched by id) the selection is evaluated on instead."""
     path = Path(path)
     if not path.is_file():
         raise AnalysisError(f"dump file {path} does not exist")
     if not timestep_fs > 0:
         raise AnalysisError(f"--timestep-fs must be positive, got {timestep_fs}")
-    n_atoms, n_complete, truncated = _scan(path)
-    if truncated:
-        warnings.warn(f"{path}: the last frame is incomplete (truncated file); using the {n_complete} complete "
+    f = _parse(path)
+    if f.truncated:
+        warnings.warn(f"{path}: the last frame is incomplete (truncated file); using the {len(f.steps)} complete "
                       f"frames before it", stacklevel=2)
-    if n_complete < 2:
-        raise AnalysisError(f"{path} has {n_complete} complete frame(s); a diffusion estimate needs many")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MDAnalysis guesses masses from types and says so
-        u = mda.Universe(str(path), format="LAMMPSDUMP", lammps_coordinate_convention="unwrapped",
-                         dt=timestep_fs / 1000.0)
-    atoms = u.atoms
-    if data is not None:
-        ids = _ids_from_data(Path(data), select, mda)
-        atoms = u.atoms[np.isin(u.atoms.ids, ids)]
-    elif select:
-        try:
-            atoms = u.select_atoms(select)
-        except Exception as e:  # MDAnalysis raises SelectionError or ValueError
-            raise AnalysisError(f"invalid selection {select!r}: {e}") from None
-    if len(atoms) == 0:
+    if len(f.steps) < 2:
+        raise AnalysisError(f"{path} has {len(f.steps)} complete frame(s); a diffusion estimate needs many")
+    want = select_ids(f.ids, f.types, select, data)
+    if len(want) == 0:
         raise AnalysisError(f"selection {select!r} matches no atoms in {path}"
                             + (f" (with topology {data})" if data else ""))
-    idx = atoms.indices
-    pos = np.empty((n_complete, len(idx), 3), dtype=np.float64)
-    steps = np.empty(n_complete, dtype=np.int64)
-    for i, ts in enumerate(u.trajectory[:n_complete]):
-        pos[i] = ts.positions[idx]
-        steps[i] = ts.data["step"]
+    idx = np.searchsorted(f.ids, want)
+    steps = np.array(f.steps, dtype=np.int64)
     if np.any(np.diff(steps) <= 0):
         bad = int(np.argmax(np.diff(steps) <= 0)) + 1
         raise AnalysisError(f"{path}: timesteps are not increasing at frame {bad} (step {steps[bad - 1]} then "
                             f"{steps[bad]}); a restarted run appended frames twice?")
     if len(set(np.diff(steps))) > 1:
         raise AnalysisError(f"{path}: frames are not evenly spaced in time (step gaps {sorted(set(np.diff(steps)))})")
+    positions = np.stack([frame[idx] for frame in f.positions])
     times = (steps - steps[0]) * (timestep_fs / 1000.0)
-    return Trajectory(pos, times.astype(np.float64), steps, np.asarray(atoms.ids), str(path))
+    return Trajectory(positions, times.astype(np.float64), steps, f.ids[idx], str(path), f.cell, f.origin)
+
+
+_SIMPLE = re.compile(r"^\s*(type|id)((\s+\d+)+)\s*$")
+
+
+def select_ids(ids: np.ndarray, types: np.ndarray, select: str | None, data: str | Path | None) -> np.ndarray:
+    """The ids (sorted) a selection picks: ``type``/``id`` lists directly, anything else through MDAnalysis."""
+    if data is not None:
+        import MDAnalysis as mda
+
+        return np.intersect1d(ids, _ids_from_data(Path(data), select, mda))
+    if not select:
+        return ids
+    m = _SIMPLE.match(select)
+    if m:
+        values = [int(v) for v in m.group(2).split()]
+        return ids[np.isin(types if m.group(1) == "type" else ids, values)]
+    import MDAnalysis as mda
+
+    u = mda.Universe.empty(len(ids), trajectory=False)
+    u.add_TopologyAttr("ids", ids)
+    u.add_TopologyAttr("types", types.astype(str))
+    try:
+        return np.sort(np.asarray(u.select_atoms(select).ids))
+    except Exception as e:  # MDAnalysis raises SelectionError or ValueError
+        raise AnalysisError(f"invalid selection {select!r}: {e}") from None
 
 
 _MDA_ATOM_STYLES = {"atomic": "id type x y z", "charge": "id type charge x y z"}
@@ -211,10 +349,47 @@ def read_dcd(path: str | Path, timestep_fs: float, indices: np.ndarray | None = 
         block = mm[:, start:start + h.natoms]
         pos[:, :, k] = block[:, idx[0]:idx[-1] + 1] if contiguous else block[:, idx]
     del mm
+    cell = dcd_cell(path, h) if h.has_cell else None
+    if cell is not None:
+        check_unwrapped(pos, cell, path)
     steps = h.istart + h.nsavc * np.arange(h.n_frames, dtype=np.int64)
     times = (steps - steps[0]) * (timestep_fs / 1000.0)
     ids = np.asarray(atom_ids) if atom_ids is not None else idx + 1
-    return Trajectory(pos, times.astype(np.float64), steps, ids, str(path))
+    return Trajectory(pos, times.astype(np.float64), steps, ids, str(path), cell)
+
+
+def dcd_cell(path: Path, h: DCDHeader, frame: int = 0) -> np.ndarray:
+    """The cell (rows a, b, c in LAMMPS's frame) of a DCD frame's unit-cell record: A, cos γ, B, cos β, cos α, C as
+    LAMMPS writes it (angles in degrees, as other programs write them, are recognised too)."""
+    raw = np.memmap(path, dtype=f"{h.endian}f8", mode="r", offset=h.header_bytes + frame * h.frame_bytes + 4,
+                    shape=(6,))
+    a, g, b, be, al, c = (float(v) for v in raw)
+    del raw
+    cg, cb, ca = (v if abs(v) <= 1 else np.cos(np.radians(v)) for v in (g, be, al))
+    sg = np.sqrt(max(1e-12, 1 - cg * cg))
+    cy = (ca - cb * cg) / sg
+    return np.array([[a, 0, 0], [b * cg, b * sg, 0], [c * cb, c * cy, c * np.sqrt(max(0.0, 1 - cb * cb - cy * cy))]])
+
+
+def widths(cell: np.ndarray) -> np.ndarray:
+    """Distances between opposite faces of a cell (rows a, b, c)."""
+    a, b, c = cell
+    return abs(np.linalg.det(cell)) / np.linalg.norm([np.cross(b, c), np.cross(c, a), np.cross(a, b)], axis=1)
+
+
+def check_unwrapped(positions: np.ndarray, cell: np.ndarray, source) -> None:
+    """Refuse wrapped coordinates: an atom that moves by more than half the box between two frames has been
+    wrapped back into the box (no atom crosses half a box in one dump interval of an MD run)."""
+    if len(positions) < 2:
+        return
+    half = 0.5 * float(widths(cell).min())
+    jump = np.concatenate([np.abs(np.diff(positions[lo:lo + 2001], axis=0)).max(axis=(1, 2))
+                           for lo in range(0, len(positions) - 1, 2000)])  # chunks: bounded memory
+    if jump.max() > half:
+        k = int(np.argmax(jump > half))
+        raise AnalysisError(f"{source}: atoms jump by {jump[k]:.1f} Å between frames {k} and {k + 1}, more than half "
+                            f"the box ({half:.1f} Å): the coordinates are wrapped; write the DCD with "
+                            "'dump_modify ID unwrap yes'")
 
 
 def ids_of_type(data: str | Path, atom_type: int) -> np.ndarray:
@@ -236,3 +411,14 @@ def ids_of_type(data: str | Path, atom_type: int) -> np.ndarray:
     if not ids:
         raise AnalysisError(f"{data}: no atoms of type {atom_type}")
     return np.array(sorted(ids))
+
+
+def read_trajectory(path: str | Path, timestep_fs: float, select: str | None = None,
+                    data: str | Path | None = None) -> Trajectory:
+    """A DCD file (``.dcd``, any case) or a text dump, by its name."""
+    if Path(path).suffix.lower() == ".dcd":
+        if select or data:
+            raise AnalysisError(f"{path}: a DCD file has no atom types or ids to select by; LAMMPS's DCD of a group "
+                                "holds that group only: drop --select/--data")
+        return read_dcd(path, timestep_fs)
+    return read_dump(path, timestep_fs, select=select, data=data)

@@ -73,13 +73,15 @@ def cmd_run(args) -> int:
     failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress)
     study_dir = Path(args.root) / study.name
     analysis = analyse_study(study_dir)  # every run's numbers are kept beside it: computed once
-    results = [r for r in analysis.chosen()
-               if r.potential in study.potentials and r.temperature_k in study.temperatures_k]
-    table = write_diffusivity_table(analysis.results, study_dir / "diffusivity.csv")
-    for r in results:
-        e = r.estimate
-        print(f"{r.potential} {r.temperature_k:g} K: {format_d(e)}  ({r.selection} atoms, {e.n_replicas} replica(s), "
-              f"fit {e.fit_start_ps:g}-{e.fit_end_ps:g} ps, {r.n_hops} hops)" + (f"  WARNING: {r.flag}" if r.flag else ""))
+    table = write_diffusivity_table(analysis.results, study_dir / "diffusivity.csv", analysis.selection)
+    for r in analysis.results:
+        if r.potential not in study.potentials or r.temperature_k not in study.temperatures_k:
+            continue
+        li, defect = r.estimates.get("li"), r.estimates.get("defect")
+        window = f"window {r.window_ps[0]:.3g}-{r.window_ps[1]:.3g} ps" if r.window_ps else "no window"
+        print(f"{r.potential} {r.temperature_k:g} K: all Li {format_d(li)}; defect {format_d(defect)}; "
+              f"{r.events if r.events is not None else '?'} events, {window}, {len(r.run_dirs)} replica(s)"
+              + (f"  [{r.status}: {'; '.join(r.flags)}]" if r.flags else ""))
     print(f"\ntable: {table}\nnext:\n"
           f"  python -m driver run --study {args.study}             # the whole temperature ladder\n"
           f"  python -m analysis.arrhenius {study_dir}        # Ea ± σ, tables and arrhenius.png\n"

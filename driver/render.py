@@ -66,7 +66,8 @@ def build_structure(study: Study) -> Structure:
         return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell, sy.cell), sy.defect)
     except InputError as e:  # name the study file and the fields that made the structure
         raise InputError(f"{study.source}: system (lattice_constant_angstrom = {sy.lattice_constant_angstrom}, "
-                         f"supercell = {list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}): {e}") from None
+                         f"supercell = {list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}): {e}"
+                         ) from None
 
 
 def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:

@@ -256,10 +256,10 @@ def run_sweep(sweep: Sweep, root: Path, progress: bool = True, jobs: int | None 
     paths = render_study(study, out / "md")  # references without a model file are skipped with a warning
     failed += run_many(paths, find_lammps(), jobs=jobs, progress=progress)
     analysis = analyse_study(out / "md" / study.name)
-    results = analysis.chosen()
+    results = analysis.results
     for p in analysis.pending:
         log.warning("not finished, left out: %s", p)
-    rows = table_rows(models, results, study)
+    rows = table_rows(models, results, analysis.selection)
     write_outputs(rows, out, sweep)
     log.info("sweep %r: %d model(s), %d (potential, T) results\n  %s\n  %s\n  %s", sweep.name, len(models),
              len(results), out / "sweep.csv", out / "sweep-summary.csv", out / "sweep.png")
@@ -268,11 +268,12 @@ def run_sweep(sweep: Sweep, root: Path, progress: bool = True, jobs: int | None 
     return 1 if failed else 0
 
 
-ROW_KEYS = ("potential", "strategy", "n", "seed", "temperature_k", "d_cm2_s", "d_stderr_cm2_s", "n_md_replicas",
+ROW_KEYS = ("potential", "strategy", "n", "seed", "temperature_k", "d_cm2_s", "d_stderr_cm2_s", "status",
+            "n_md_replicas",
             "test_force_rmse_mev_a", "test_energy_rmse_mev_atom", "provenance")
 
 
-def table_rows(models: list[dict], results: list, study) -> list[dict]:
+def table_rows(models: list[dict], results: list, observable: str) -> list[dict]:
     from finetune import registry
 
     by_name = {m["name"]: m for m in models}
@@ -281,9 +282,11 @@ def table_rows(models: list[dict], results: list, study) -> list[dict]:
         m = by_name.get(r.potential, {"strategy": "reference", "n": "", "seed": ""})
         prov = registry.provenance(r.potential) if r.potential in by_name else {}
         v = prov.get("validation", {})
+        p = r.point(observable)
         rows.append({"potential": r.potential, "strategy": m["strategy"], "n": m["n"], "seed": m["seed"],
-                     "temperature_k": r.temperature_k, "d_cm2_s": r.estimate.d_cm2_s,
-                     "d_stderr_cm2_s": r.estimate.d_stderr_cm2_s, "n_md_replicas": r.estimate.n_replicas,
+                     "temperature_k": r.temperature_k, "d_cm2_s": p.d_cm2_s if p else None,
+                     "d_stderr_cm2_s": p.d_stderr_cm2_s if p else None, "status": r.status,
+                     "n_md_replicas": len(r.run_dirs),
                      "test_force_rmse_mev_a": v.get("forces_mev_per_a", {}).get("rmse"),
                      "test_energy_rmse_mev_atom": v.get("energy_mev_per_atom", {}).get("rmse"),
                      "provenance": str(registry.model_dir(r.potential) / "provenance.json") if prov else ""})
@@ -300,12 +303,12 @@ def summarise(rows: list[dict]) -> list[dict]:
         groups.setdefault(key, []).append(r)
     out = []
     for (label, n, t), rs in groups.items():
-        d = np.array([r["d_cm2_s"] for r in rs], dtype=float)
+        d = np.array([np.nan if r["d_cm2_s"] is None else r["d_cm2_s"] for r in rs], dtype=float)
         if len(rs) >= 2:
             err, kind = float(d.std(ddof=1) / np.sqrt(len(d))), "between training replicas"
         else:
             e = rs[0]["d_stderr_cm2_s"]
-            err, kind = (float(e) if e is not None else float("nan")), "MD (block/replica) error"
+            err, kind = (float(e) if e is not None else float("nan")), "MD error (GLS, replicas combined)"
         out.append({"group": label if n == "" else f"{label} N={n}", "strategy": rs[0]["strategy"], "n": n,
                     "temperature_k": t, "d_mean_cm2_s": float(d.mean()), "d_err_cm2_s": err, "error": kind,
                     "n_models": len(rs), "d_models_cm2_s": " ".join(f"{x:.4g}" for x in d)})

@@ -20,7 +20,7 @@ from core.errors import InputError
 from core.rundir import DumpFormat, Stages
 from inputs.structure import CellKind, DefectKind
 
-Selection = Literal["li", "defect"]
+Selection = Literal["li", "defect", "collective"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 
 
@@ -58,7 +58,7 @@ class MDSpec:
     barostat_damping_ps: float = 1.0
     pressure_bar: float = 0.0
     config_interval_ps: float = 0.0  # > 0: also dump all atoms this often (configs.*.dump), e.g. for selfgen
-    dump_format: DumpFormat = "text"  # the Li trajectory: text (traj.dump, id type xu yu zu) | dcd (traj.dcd, unwrapped)
+    dump_format: DumpFormat = "text"  # the Li trajectory: text (traj.dump, id type xu yu zu) | dcd (unwrapped)
 
     def steps(self, time_ps: float, what: str) -> int:
         """``time_ps`` as a whole number of timesteps; raises if it is not one."""
@@ -76,12 +76,18 @@ class MDSpec:
 
 @dataclass(frozen=True)
 class AnalysisSpec:
-    """How D is estimated. The fit window is a fraction of a block's length (see analysis.diffusion)."""
+    """How D is estimated (see analysis.diffusion and analysis.study). The fit window starts
+    ``events_before_window`` mean times between the defect's migration events into the run, no earlier than
+    ``min_window_start_ps``, and ends at half of it; ``window_ps`` fixes it instead. ``residence_ps``: how long a Li
+    must stay at a new site for its move to count. States with fewer than ``min_events`` events are left out of the
+    Arrhenius fit by default. ``selection``: the diffusivity the Arrhenius fit uses."""
 
     selection: Selection = "li"
-    n_blocks: int = 5
-    fit_start_fraction: float = 0.1
-    fit_end_fraction: float = 0.5
+    events_before_window: float = 3.0
+    min_window_start_ps: float = 1.0
+    residence_ps: float = 0.5
+    min_events: int = 20
+    window_ps: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,15 +185,22 @@ def _validate(s: Study) -> None:
         raise _fail(s, "md.dump_interval_ps", f"production starts at step {start} (md.npt_ps + md.equilibration_ps), "
                     "which must be a whole number of dump intervals so that frames are evenly spaced")
     n_frames = md.steps(md.production_ps, "production_ps") // md.steps(md.dump_interval_ps, "dump_interval_ps")
+    if n_frames < 20:
+        raise _fail(s, "md.dump_interval_ps", f"{n_frames} frames in the production run; dump at least 20 (more often "
+                    "or a longer run)")
     an = s.analysis
-    if an.selection == "defect" and sy.defect not in ("interstitial", "frenkel"):
-        raise _fail(s, "analysis.selection", f"'defect' needs an interstitial atom, but system.defect is {sy.defect!r}")
-    if an.n_blocks < 1:
-        raise _fail(s, "analysis.n_blocks", "must be at least 1")
-    if not 0 <= an.fit_start_fraction < an.fit_end_fraction <= 1:
-        raise _fail(s, "analysis.fit_*_fraction", "need 0 <= fit_start_fraction < fit_end_fraction <= 1")
-    if n_frames // an.n_blocks < 10:
-        raise _fail(s, "md.dump_interval_ps", f"{n_frames} frames make blocks of fewer than 10 frames; dump more often")
+    if an.selection == "defect" and sy.defect == "none":
+        raise _fail(s, "analysis.selection", "'defect' needs a defect to follow, but system.defect is 'none'")
+    for name in ("events_before_window", "min_window_start_ps", "residence_ps"):
+        v = getattr(an, name)
+        if not math.isfinite(v) or v < 0:
+            raise _fail(s, f"analysis.{name}", f"must be a non-negative number, got {v}")
+    if an.residence_ps > md.production_ps / 2:
+        raise _fail(s, "analysis.residence_ps", f"{an.residence_ps} ps is more than half the production run")
+    if an.min_events < 0:
+        raise _fail(s, "analysis.min_events", f"must be non-negative, got {an.min_events}")
+    if an.window_ps is not None and not 0 < an.window_ps[0] < an.window_ps[1] <= md.production_ps:
+        raise _fail(s, "analysis.window_ps", f"need 0 < start < end <= md.production_ps, got {list(an.window_ps)}")
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from analysis.diffusion import Diffusivity
+import numpy as np
+
+from analysis.arrhenius import fit_arrhenius
+from analysis.diffusion import Diffusivity, estimate, msd_stats
+from analysis.trajectory import read_dcd
 from core.errors import LifDiffusionError
 from tests.conftest import make_study, study_toml
 
@@ -41,6 +45,27 @@ def dump(tmp_path, columns="id type xu yu zu", steps=(0, 10, 20), types=(1, 1, 2
     p = tmp_path / "t.dump"
     p.write_text(text[:-7] if cut else text)
     return p
+
+
+def dump_changing(tmp_path):
+    p = dump(tmp_path)
+    text = p.read_text().split("ITEM: TIMESTEP\n")
+    text[2] = text[2].replace("NUMBER OF ATOMS\n3", "NUMBER OF ATOMS\n2").rsplit("\n", 2)[0] + "\n"
+    p.write_text("ITEM: TIMESTEP\n".join(text))
+    return p
+
+
+def wrapped_dcd(tmp_path):
+    """A DCD of a walker that crosses the box: wrapped back in, it jumps by a box length."""
+    from MDAnalysis.lib.formats.libdcd import DCDFile
+
+    path = tmp_path / "w.dcd"
+    with DCDFile(str(path), "w") as w:
+        w.write_header(remarks="t", natoms=2, istart=0, nsavc=10, delta=0.001, is_periodic=True)
+        for k in range(20):
+            x = np.array([[(0.9 * k) % 10.0, 5.0, 5.0], [5.0, 5.0, 5.0]], dtype=np.float32)
+            w.write(x, np.array([10.0, 90.0, 10.0, 90.0, 90.0, 10.0]))
+    return path
 
 
 def read(path, select="type 1"):
@@ -112,14 +137,23 @@ CASES = [
      lambda tp, mp: read(dump(tp, steps=(0, 10, 5, 20))), "timesteps are not increasing at frame 2"),
     ("dump-no-li", "no Li atoms selected",
      lambda tp, mp: read(dump(tp, types=(2, 2, 2))), "matches no atoms"),
+    ("dump-atom-count-changes", "a frame with other atoms than the first",
+     lambda tp, mp: read(dump_changing(tp)), "frame 1 (step 10) has 2 atoms, the first frame 3"),
+    ("dcd-wrapped", "a DCD written without dump_modify unwrap yes",
+     lambda tp, mp: read_dcd(wrapped_dcd(tp), 1.0), "the coordinates are wrapped; write the DCD with "
+                                                     "'dump_modify ID unwrap yes'"),
     ("analysis-fit-window", "fit window outside the data",
-     lambda tp, mp: __import__("analysis.diffusion", fromlist=["x"]).estimate_diffusion(
-         [read(dump(tp, steps=tuple(range(0, 300, 10))))], n_blocks=1, window_ps=(0.0, 5.0)),
+     lambda tp, mp: estimate([msd_stats(read(dump(tp, steps=tuple(range(0, 300, 10)))).positions, 0.01)], 0.1, 5.0),
      "fit window ends at 5 ps, beyond"),
     ("analysis-one-temperature", "an Arrhenius fit with one temperature",
-     lambda tp, mp: __import__("analysis.arrhenius", fromlist=["x"]).fit_arrhenius(
-         [Diffusivity(500.0, 1e-6, None), Diffusivity(500.0, 2e-6, None)]),
+     lambda tp, mp: fit_arrhenius([Diffusivity(500.0, 1e-6, 1e-7), Diffusivity(500.0, 2e-6, 1e-7)]),
      "needs at least two temperatures"),
+    ("arrhenius-d-not-positive", "D ≤ 0 at a temperature",
+     lambda tp, mp: fit_arrhenius([Diffusivity(500.0, -1e-9, 1e-9), Diffusivity(600.0, 2e-6, 1e-7)]),
+     "has no logarithm: leave those temperatures out"),
+    ("arrhenius-no-error", "a point without its standard error",
+     lambda tp, mp: fit_arrhenius([Diffusivity(500.0, 1e-6, None), Diffusivity(600.0, 2e-6, 1e-7)]),
+     "no standard error of D at T = [500.0] K: a weighted fit needs every point's error"),
 ]
 
 

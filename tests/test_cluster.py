@@ -189,16 +189,16 @@ def test_task_killed_midway_is_requeued_resumes_and_matches_an_uninterrupted_run
     b = read_dump(dirs["whole"] / "traj.dump", 1.0, select="type 1")
     assert np.array_equal(a.times_ps, b.times_ps)
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-6)  # dumps keep 8 decimals
-    (ra,) = analyse_study(dirs["killed"].parents[2]).chosen()
-    (rb,) = analyse_study(dirs["whole"].parents[2]).chosen()
-    assert ra.estimate.d_cm2_s == pytest.approx(rb.estimate.d_cm2_s, rel=1e-6)
+    (ra,) = analyse_study(dirs["killed"].parents[2]).results
+    (rb,) = analyse_study(dirs["whole"].parents[2]).results
+    assert ra.estimates["li"].d_cm2_s == pytest.approx(rb.estimates["li"].d_cm2_s, rel=1e-6)
     # copied back from the cluster (rsync -a): the same analysis anywhere
     import shutil
 
     copy = tmp_path / "back home" / study.name
     shutil.copytree(dirs["killed"].parents[2], copy, ignore=shutil.ignore_patterns("analysis.*"))
-    (rc,) = analyse_study(copy).chosen()  # computed afresh there: no stored analysis was copied
-    assert rc.estimate == ra.estimate
+    (rc,) = analyse_study(copy).results  # computed afresh there: no stored analysis was copied
+    assert rc.estimates == ra.estimates and rc.events == ra.events
 
 
 def test_pbs_task_runs_with_pbs_variables(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from analysis.msd import msd, msd_by_particle
-from analysis.runs import read_li, subset
+from analysis.runs import read_li
 from analysis.study import analyse_study
 from analysis.trajectory import read_dcd
 from core.rundir import RunDir
@@ -55,12 +55,14 @@ def test_dcd_run_gives_the_text_runs_trajectory_and_d(dcd_and_text):
     assert a.positions.dtype == np.float32 and np.array_equal(a.steps, b.steps)
     assert np.array_equal(a.atom_ids, b.atom_ids)
     np.testing.assert_allclose(a.positions, b.positions, atol=2e-5)  # float32 vs 8 decimals
-    d = subset(a, s_dcd.structure["defect"]["atom_ids"])
+    d = a.subset(s_dcd.structure["defect"]["atom_ids"])
     assert d.positions.shape[1] == 1 and d.atom_ids.tolist() == s_dcd.structure["defect"]["atom_ids"]
     np.testing.assert_allclose(d.positions[:, 0], b.positions[:, list(b.atom_ids).index(d.atom_ids[0])], atol=2e-5)
-    (ra,) = analyse_study(dcd.parents[2]).chosen()
-    (rb,) = analyse_study(text.parents[2]).chosen()
-    assert ra.estimate.d_cm2_s == pytest.approx(rb.estimate.d_cm2_s, rel=1e-4)
+    (ra,) = analyse_study(dcd.parents[2]).results
+    (rb,) = analyse_study(text.parents[2]).results
+    for name in ("li", "defect", "collective"):
+        assert ra.estimates[name].d_cm2_s == pytest.approx(rb.estimates[name].d_cm2_s, rel=1e-4)
+    assert ra.events == rb.events
 
 
 @pytest.mark.integration
@@ -81,7 +83,7 @@ def test_msd_from_dcd_equals_mdanalysis_einstein_msd(dcd_and_text):
 def test_killed_dcd_run_resumes_to_one_monotonic_trajectory(tmp_path):
     lmp = find_lammps()
     study = make_study(**{"md.dump_format": "dcd", "md.production_ps": 4.0, "md.restart_interval_ps": 0.1,
-                          "md.dump_interval_ps": 0.01})
+                          "md.dump_interval_ps": 0.01, "analysis.window_ps": [0.5, 2.0]})
     (whole,) = render_study(study, tmp_path / "whole")
     run_one(whole, lmp, progress=False)
     (run,) = render_study(study, tmp_path / "killed")
@@ -121,7 +123,8 @@ def test_parallel_analysis_equals_serial(dcd_and_text, monkeypatch, tmp_path):
         p.unlink()
     monkeypatch.setattr(study_mod, "PARALLEL_BYTES", 0)
     parallel = analyse_study(root, jobs=2).results
-    assert len(serial) == 2 and serial == parallel  # li and defect, each pooling a DCD and a text replica
+    assert len(serial) == 1 and serial == parallel  # one state point pooling a DCD and a text replica
+    assert set(serial[0].estimates) == {"li", "defect", "collective"}
 
 
 @pytest.mark.integration
@@ -155,12 +158,13 @@ def test_diffusion_command_line_reads_dcd(dcd_and_text, capsys, tmp_path):
     from analysis.diffusion import main
 
     path = dcd_and_text["dcd"] / "traj.dcd"
-    assert main([str(path), "--timestep-fs", "1", "--n-blocks", "3", "--json"]) == 0  # the study's blocks
+    assert main([str(path), "--timestep-fs", "1", "--fit-start-ps", "0.02", "--fit-end-ps", "0.05",
+                 "--json"]) == 0  # the study's window
     got = json.loads(capsys.readouterr().out)
     # the command line takes the file as it is; the study also removes the host lattice's motion (fcom.txt)
     raw = tmp_path / "raw"
     shutil.copytree(dcd_and_text["dcd"].parents[2], raw, ignore=shutil.ignore_patterns("fcom.txt", "analysis.*"))
-    want = analyse_study(raw).chosen()[0].estimate
+    want = analyse_study(raw).results[0].estimates["li"]
     assert got["d_cm2_s"] == pytest.approx(want.d_cm2_s, rel=1e-12) and got["n_atoms"] == 109
     assert main([str(path), "--timestep-fs", "1", "--select", "type 1"]) == 2
     assert "drop --select" in capsys.readouterr().err

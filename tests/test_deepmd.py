@@ -108,7 +108,11 @@ def test_study_with_classical_mace_and_deepmd_at_two_temperatures(tmp_path, mode
     assert len(runs) == 6
     for r in runs:
         assert run_one(r, find_lammps(), progress=False).status == "finished"
-    results = analyse_study(tmp_path / "runs" / "tiny").chosen()
+    results = analyse_study(tmp_path / "runs" / "tiny").results
     assert sorted({(r.potential, r.temperature_k) for r in results}) == sorted(
         (p, t) for p in ("fumi-tosi", "tiny-dp", "tiny-mace") for t in (500.0, 700.0))
-    assert all(np.isfinite(r.estimate.d_cm2_s) for r in results)
+    for r in results:  # the random-weight stand-ins may wreck the lattice: then no number, and the reason why
+        if r.potential == "fumi-tosi" or r.status != "no-diffusive-regime":
+            assert np.isfinite(r.estimates["li"].d_cm2_s), (r.potential, r.temperature_k, r.reason)
+        else:
+            assert not r.estimates and "melted" in r.reason

@@ -38,8 +38,9 @@ def test_finished_run_is_not_rerun(finished_run):
 def test_driver_output_is_analysed(finished_run):
     from analysis.study import analyse_study
 
-    (r,) = analyse_study(finished_run.parents[2]).chosen()
-    assert r.potential == "fumi-tosi" and r.estimate.n_atoms == 109 and np.isfinite(r.estimate.d_cm2_s)
+    (r,) = analyse_study(finished_run.parents[2]).results
+    assert r.potential == "fumi-tosi" and r.n_li == 109 and np.isfinite(r.estimates["li"].d_cm2_s)
+    assert r.estimates["li"].n_walkers == 109 and r.estimates["defect"].n_walkers == 1 and r.events is not None
 
 
 @pytest.mark.integration

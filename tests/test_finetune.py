@@ -226,7 +226,8 @@ def test_sweep_end_to_end_writes_table_and_bar_chart(env):
     root = env["root"] / "sweep"
     root.mkdir()
     (root / "study.toml").write_text(study_toml(name="sweep-base", temperatures_k=[400.0], **SHORT_MD,
-                                                **{"system.supercell": [2, 2, 2], "analysis.n_blocks": 2}))
+                                                **{"system.supercell": [2, 2, 2],
+                                                   "analysis.window_ps": [0.01, 0.05]}))
     (root / "sweep.toml").write_text(f"""
 name = "tiny-sweep"
 foundation = "foundation"

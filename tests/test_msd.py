@@ -39,5 +39,5 @@ def test_matches_mdanalysis_einstein_msd_on_a_lammps_dump(finished_run):
     ref = EinsteinMSD(u, select="type 1", msd_type="xyz", fft=True).run()
     ours = msd(traj.positions)
     assert len(ours) == traj.n_frames > 50
-    np.testing.assert_allclose(ours[1:], ref.results.timeseries[1:], rtol=1e-10)
+    np.testing.assert_allclose(ours[1:], ref.results.timeseries[1:], rtol=1e-6)  # MDAnalysis reads float32
     assert abs(ours[0]) < 1e-9

@@ -43,7 +43,8 @@ def test_restricted_keeps_the_rest():
     ({"system.defect": "antisite"}, "system.defect", "not one of"),
     ({"system.supercell": [3, 3]}, "system.supercell", "expected a list of 3"),
     ({"analysis.selection": "all"}, "analysis.selection", "not one of"),
-    ({"analysis.fit_end_fraction": 1.5}, "analysis.fit_", "fit_end_fraction"),
+    ({"analysis.window_ps": [0.5, 0.2]}, "analysis.window_ps", "need 0 < start < end"),
+    ({"analysis.residence_ps": 1.0}, "analysis.residence_ps", "more than half the production run"),
 ])
 def test_bad_study_names_file_and_field(changes, field, message):
     with pytest.raises(InputError) as e:

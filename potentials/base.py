@@ -2,8 +2,8 @@
 
 A family is a module registered in :data:`potentials.catalog.FAMILIES` with:
 
-- ``pair_block(entry, type_order, accelerator) -> PairBlock`` — the deck's interaction lines and what LAMMPS
-  must have to run them;
+- ``pair_block(entry, type_order, compute: Compute) -> PairBlock`` — the deck's interaction lines and what LAMMPS
+  must have to run them, for the way the study computes (accelerator, precision, kernels);
 - ``NEEDS_GPU: bool`` — whether its runs go to GPU nodes on a cluster;
 - ``model_file(entry) -> Path | None`` — the model file an entry names (``None``: no model file);
 - ``ase_calculator(entry, device="cpu") -> ase.Calculator`` — the family's own calculator, independent of
@@ -15,8 +15,41 @@ Everything else reaches family knowledge through :func:`potentials.catalog.famil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from core.errors import PotentialError
 from core.rundir import Requirements
+
+Accelerator = Literal["cpu", "cuda", "kokkos"]
+Precision = Literal["float64", "float32"]
+ACCELERATORS: tuple[str, ...] = ("cpu", "cuda", "kokkos")
+ALIASES = {"gpu": "kokkos"}  # the name the first release used for the KOKKOS route
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How a study's ML potentials compute.
+
+    ``accelerator``: ``cpu`` (the project's LAMMPS, model on the CPU), ``cuda`` (the project's LAMMPS, no KOKKOS:
+    the model on the CUDA device the task's environment gives, ``CUDA_VISIBLE_DEVICES``; DeePMD on the GPU through
+    a plugin built against a CUDA torch), ``kokkos`` (a KOKKOS-CUDA LAMMPS, ``-k on g N -sf kk``; MACE through
+    mace-torch's own adapter, which needs CuPy). ``precision`` and ``cuequivariance`` apply to MACE."""
+
+    accelerator: Accelerator = "cpu"
+    precision: Precision = "float64"
+    cuequivariance: bool = False
+
+    def __post_init__(self) -> None:
+        acc = ALIASES.get(self.accelerator, self.accelerator)
+        if acc not in ACCELERATORS:
+            raise PotentialError(f"accelerator {self.accelerator!r} is not one of {ACCELERATORS}")
+        if self.precision not in ("float64", "float32"):
+            raise PotentialError(f"precision {self.precision!r} is not float64 or float32")
+        object.__setattr__(self, "accelerator", acc)
+
+    @classmethod
+    def of(cls, value: "Compute | str") -> "Compute":
+        return value if isinstance(value, Compute) else cls(accelerator=value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from core.errors import ModelMissingError, PotentialError
 from core.files import cache_dir
-from potentials.base import PairBlock
+from potentials.base import Compute, PairBlock
 
 #: family -> module implementing it (see potentials.base). Add a family by adding a line here.
 FAMILIES: dict[str, str] = {
@@ -118,12 +118,14 @@ def catalog_model_path(potential: str, value: str) -> Path:
     return path
 
 
-def resolve(name: str, type_order: tuple[str, ...], accelerator: str = "cpu") -> tuple[PotentialEntry, PairBlock]:
-    """The catalog entry and pair block for ``name``, checked against the structure's element order."""
+def resolve(name: str, type_order: tuple[str, ...], compute: Compute | str = "cpu"
+            ) -> tuple[PotentialEntry, PairBlock]:
+    """The catalog entry and pair block for ``name``, checked against the structure's element order;
+    ``compute`` is a :class:`~potentials.base.Compute` or an accelerator name."""
     entry = get_entry(name)
     module = family_of(entry)
     missing = [e for e in type_order if e not in entry.elements]
     if missing:
         raise PotentialError(f"potential {name!r} covers elements {list(entry.elements)}, not {missing} "
                              f"that the structure has (LAMMPS types {list(type_order)})")
-    return entry, module.pair_block(entry, type_order, accelerator)
+    return entry, module.pair_block(entry, type_order, Compute.of(compute))

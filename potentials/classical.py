@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import PotentialError
 from core.rundir import Requirements
-from potentials.base import PairBlock
+from potentials.base import Compute, PairBlock
 
 if TYPE_CHECKING:
     from potentials.catalog import PotentialEntry
@@ -29,7 +29,8 @@ def ase_calculator(entry: "PotentialEntry", device: str = "cpu"):
                          "(validation and parity checks take mace or deepmd models)")
 
 
-def pair_block(entry: "PotentialEntry", type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
+def pair_block(entry: "PotentialEntry", type_order: tuple[str, ...], compute: Compute = Compute()) -> PairBlock:
+    """Rigid-ion pairs with Ewald/PPPM electrostatics; runs on the CPU whatever the study's accelerator."""
     p = entry.params
     try:
         cutoff = float(p["cutoff_angstrom"])

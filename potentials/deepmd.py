@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.errors import PotentialError
 from core.rundir import Requirements
-from potentials.base import PairBlock
+from potentials.base import Compute, PairBlock
 from potentials.catalog import PotentialEntry, catalog_model_path
 
 SUFFIXES = (".pth", ".pb")
@@ -58,7 +58,10 @@ def ase_calculator(entry: PotentialEntry, device: str = "cpu"):
     return DP(str(model_file(entry)))
 
 
-def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
+def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], compute: Compute = Compute()) -> PairBlock:
+    """``pair_style deepmd`` (plugin or built in). On ``cuda``/``kokkos`` the plugin runs on the GPU when it was
+    built against a CUDA torch (DeePMD-kit picks the device from ``CUDA_VISIBLE_DEVICES``); the model's own
+    precision applies."""
     path = model_file(entry)
     type_map, rcut = inspect_model(path)
     missing = [e for e in type_order if e not in type_map]
@@ -70,4 +73,5 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: 
         cutoff_angstrom=rcut,
         requirements=Requirements(packages=("PLUGIN",), styles=(("pair", "deepmd"),)),
         files=(str(path),),
+        settings={"accelerator": compute.accelerator},
     )

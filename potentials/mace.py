@@ -7,12 +7,25 @@ Where the model comes from (catalog parameters):
 - ``foundation = "mace-mpa-0"`` with ``url`` (and optionally ``sha256``): downloaded once into the cache and
   checked; without network, the error says where to put the file by hand.
 
-The model is converted once per (checksum, head, accelerator) and cached under ``<cache>/mliap/``:
+The model is converted once per (checksum, head, accelerator, precision, kernels) and cached under
+``<cache>/mliap/``; the study chooses (``[mace]`` precision and cuequivariance, ``--accelerator``):
 
-- ``cpu``: :class:`potentials.mace_mliap.MACEMliapCPU`, which runs on LAMMPS's plain ML-IAP coupling (serial);
-  the deck registers the LAMMPS handle it needs (``python lif_attach ... SELF``);
-- ``gpu``: mace-torch's own ``LAMMPS_MLIAP_MACE`` (with cuEquivariance kernels when installed) for a KOKKOS build,
-  run with ``-k on g 1 -sf kk -pk kokkos newton on neigh half``.
+- ``cpu`` and ``cuda``: :class:`potentials.mace_mliap.MACEMliapSerial`, which runs on LAMMPS's plain ML-IAP
+  coupling (serial, no KOKKOS, no CuPy) in the project's own LAMMPS; the deck registers the LAMMPS handle it needs
+  (``python lif_attach ... SELF``). The model moves to its device when LAMMPS first calls it: ``cpu``, or for
+  ``cuda`` the first CUDA device of the task's environment (``CUDA_VISIBLE_DEVICES``); ``LIF_DIFFUSION_DEVICE``
+  (``cpu``, ``cuda``, ``cuda:1``, ``auto``) overrides it at run time. It prints the device it chose, which the
+  driver records in ``summary.json``.
+- ``kokkos``: mace-torch's own ``LAMMPS_MLIAP_MACE`` for a KOKKOS-CUDA LAMMPS, run with
+  ``-k on g 1 -sf kk -pk kokkos newton on neigh half``; LAMMPS hands it CuPy arrays.
+- ``precision = "float32"`` converts the weights to single precision (forces go back to LAMMPS in double);
+  ``cuequivariance = true`` converts the model to NVIDIA cuEquivariance kernels (on the GPU when one is present,
+  which fuses the convolution), or stops with a message naming the missing package. Both are in the cache key
+  and in each run's ``summary.json`` (``settings``).
+- ``MACE_*`` environment variables (``MACE_TIME``, ``MACE_PROFILE``, ``MACE_FORCE_CPU``, ``MACE_ALLOW_CPU``) are
+  read by mace-torch's adapter when the model is **converted**, not when LAMMPS runs: the values in the
+  environment of the ``render``/``run`` command are frozen into the cached file. Set them there (and remove the
+  cached file to change them); setting them in a job script changes nothing.
 
 Multi-head models need ``head``; the elements of the model must cover the structure's (checked, never assumed).
 """
@@ -28,10 +41,9 @@ from pathlib import Path
 from core.errors import ModelMissingError, PotentialError
 from core.files import atomic_copy, cache_dir, sha256_file
 from core.rundir import Requirements
-from potentials.base import PairBlock
+from potentials.base import Compute, PairBlock
 from potentials.catalog import PotentialEntry, catalog_model_path, models_dir
 
-ACCELERATORS = ("cpu", "gpu")
 NEEDS_GPU = True
 KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
 
@@ -65,8 +77,8 @@ def _download(name: str, url: str, path: Path) -> None:
                                 f"elsewhere and put it at {path}") from None
 
 
-def load_model(path: Path):
-    """A MACE model from a ``.model`` file, in float64 on the CPU; clear errors for files that are not one."""
+def load_model(path: Path, precision: str = "float64"):
+    """A MACE model from a ``.model`` file, on the CPU in ``precision``; clear errors for files that are not one."""
     import torch
 
     try:
@@ -75,7 +87,7 @@ def load_model(path: Path):
         raise PotentialError(f"{path} is not a readable MACE model ({type(e).__name__}: {e})") from None
     if not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
         raise PotentialError(f"{path} holds a {type(model).__name__}, not a MACE model")
-    return model.double().to("cpu")
+    return (model.float() if precision == "float32" else model.double()).to("cpu")
 
 
 def model_elements(model) -> tuple[str, ...]:
@@ -97,46 +109,68 @@ def choose_head(model, head: str | None, path: Path) -> str | None:
     return head
 
 
-def convert(path: Path, head: str | None, accelerator: str, type_order: tuple[str, ...]) -> tuple[Path, float]:
+def cache_tag(digest: str, head: str | None, compute: Compute) -> str:
+    """The converted file's key. The plain CPU conversion keeps the key of the first release, so the decks of
+    studies rendered then stay the same decks."""
+    if compute == Compute():
+        doc = f"{digest}|{head}|cpu|v1"
+    else:
+        doc = f"{digest}|{head}|{compute.accelerator}|{compute.precision}|cueq={compute.cuequivariance}|v2"
+    return hashlib.sha256(doc.encode()).hexdigest()[:20]
+
+
+def convert(path: Path, head: str | None, compute: Compute | str, type_order: tuple[str, ...]) -> tuple[Path, float]:
     """The ML-IAP file for ``path`` (converted once, cached by checksum) and the model's cutoff in Å."""
-    if accelerator not in ACCELERATORS:
-        raise PotentialError(f"accelerator {accelerator!r} is not one of {ACCELERATORS}")
+    compute = Compute.of(compute)
+    if compute.cuequivariance:
+        require_cuequivariance()
     digest = sha256_file(path)
-    model = load_model(path)
+    model = load_model(path, compute.precision)
     elements = model_elements(model)
     missing = [e for e in type_order if e not in elements]
     if missing:
         raise PotentialError(f"MACE model {path} covers elements {list(elements)}, not {missing}")
     head = choose_head(model, head, path)
-    tag = hashlib.sha256(f"{digest}|{head}|{accelerator}|v1".encode()).hexdigest()[:20]
-    out = cache_dir() / "mliap" / f"{path.stem}-{tag}-mliap_lammps.pt"
+    out = cache_dir() / "mliap" / f"{path.stem}-{cache_tag(digest, head, compute)}-mliap_lammps.pt"
     if not out.is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript notices about mace-torch's own classes
-            _write_converted(model, head, accelerator, out)
+            _write_converted(model, head, compute, out)
     return out, float(model.r_max)
 
 
-def _write_converted(model, head: str | None, accelerator: str, out: Path) -> None:
+def require_cuequivariance() -> None:
+    try:
+        import cuequivariance_torch  # noqa: F401
+    except ImportError as e:
+        raise PotentialError(
+            f"[mace] cuequivariance = true, but cuEquivariance cannot be imported here ({e}); install it with "
+            "`.venv/bin/pip install cuequivariance-torch cuequivariance-ops-torch-cu12` (cu13 on CUDA 13), or set "
+            "cuequivariance = false") from None
+
+
+def _write_converted(model, head: str | None, compute: Compute, out: Path) -> None:
     import torch
 
     kwargs = {"head": head} if head is not None else {}
+    if compute.cuequivariance:
+        from mace.cli.convert_e3nn_cueq import run as to_cueq
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"  # on a GPU the convolution is fused
+        dtype = torch.get_default_dtype()
+        try:
+            model = to_cueq(model, device=device).to("cpu")  # saved on the CPU: moved to its device at run time
+        finally:
+            torch.set_default_dtype(dtype)  # the converter sets the model's dtype as the process default
     model.lammps_mliap = True
-    if accelerator == "cpu":
-        from potentials.mace_mliap import MACEMliapCPU
+    if compute.accelerator in ("cpu", "cuda"):
+        from potentials.mace_mliap import MACEMliapSerial
 
-        wrapped = MACEMliapCPU(model, **kwargs)
+        wrapped = MACEMliapSerial(model, device=compute.accelerator, kernels="cueq" if compute.cuequivariance
+                                  else "e3nn", **kwargs)
     else:
-        import copy
-
         from mace.calculators.lammps_mliap_mace import LAMMPS_MLIAP_MACE
 
-        try:
-            from mace.cli.convert_e3nn_cueq import run as to_cueq
-
-            model = to_cueq(copy.deepcopy(model))
-        except Exception:  # cuEquivariance absent: the plain e3nn path runs on GPU too, more slowly
-            pass
         wrapped = LAMMPS_MLIAP_MACE(model, **kwargs)
     atomic_copy(lambda tmp: torch.save(wrapped, tmp), out)
 
@@ -152,11 +186,12 @@ def ase_calculator(entry: PotentialEntry, device: str = "cpu"):
                               **({"head": head} if head else {}))
 
 
-def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: str = "cpu") -> PairBlock:
+def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], compute: Compute = Compute()) -> PairBlock:
     path = model_file(entry)
-    converted, r_max = convert(path, entry.params.get("head"), accelerator, type_order)
+    converted, r_max = convert(path, entry.params.get("head"), compute, type_order)
+    kokkos = compute.accelerator == "kokkos"
     lines = []
-    if accelerator == "cpu":
+    if not kokkos:
         lines += ['python lif_attach input 1 SELF format p here "from potentials.mace_mliap import attach as lif_attach"',
                   "python lif_attach invoke"]
     lines += [f"pair_style mliap unified {converted} 0", f"pair_coeff * * {' '.join(type_order)}"]
@@ -165,8 +200,11 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], accelerator: 
         elements=tuple(type_order),
         cutoff_angstrom=r_max,
         requirements=Requirements(
-            packages=("ML-IAP", "PYTHON") + (("KOKKOS",) if accelerator == "gpu" else ()),
-            styles=(("pair", "mliap"),) + ((("pair", "mliap/kk"),) if accelerator == "gpu" else ()),
-            args=KOKKOS_GPU_ARGS if accelerator == "gpu" else ()),
+            packages=("ML-IAP", "PYTHON") + (("KOKKOS",) if kokkos else ()),
+            styles=(("pair", "mliap"),) + ((("pair", "mliap/kk"),) if kokkos else ()),
+            args=KOKKOS_GPU_ARGS if kokkos else (), kokkos_gpu=kokkos),
         files=(str(path), str(converted)),
+        settings={"accelerator": compute.accelerator, "precision": compute.precision,
+                  "kernels": "cuequivariance" if compute.cuequivariance else "e3nn",
+                  "converted": converted.name},
     )

@@ -163,10 +163,10 @@ def test_gpu_rendering_uses_kokkos_and_maces_own_adapter(catalog):
 
     from potentials.mace import KOKKOS_GPU_ARGS
 
-    _, block = resolve("tiny-mace", ("Li", "F"), accelerator="gpu")
+    _, block = resolve("tiny-mace", ("Li", "F"), "gpu")  # the first release's name for kokkos
     assert block.requirements.args == KOKKOS_GPU_ARGS and "KOKKOS" in block.requirements.packages
     assert not any(line.startswith("python") for line in block.lines)
     converted = torch.load(block.files[1], weights_only=False)
     assert type(converted).__name__ == "LAMMPS_MLIAP_MACE"
-    _, cpu = resolve("tiny-mace", ("Li", "F"), accelerator="cpu")
+    _, cpu = resolve("tiny-mace", ("Li", "F"), "cpu")
     assert cpu.files[1] != block.files[1]  # cached separately per accelerator

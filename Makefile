@@ -12,7 +12,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install lammps chromium report run decks finetune sweep test test-fast bench clean help
+.PHONY: install lammps chromium report run decks finetune sweep test test-fast bench gpu-bundle gpu-check clean help
 
 help:
 	@echo "make run T=400    run the default study at T (K) with POTENTIAL=$(POTENTIAL); print D ± σ"
@@ -23,6 +23,8 @@ help:
 	@echo "make finetune ARGS='train --strategy naive --data DIR --name NAME --foundation mace-mpa-0'"
 	@echo "                  one fine-tuning step (python -m finetune --help lists them)"
 	@echo "make sweep SWEEP=inputs/sweeps/paper.toml   strategies x N x replicas -> models -> D bar chart"
+	@echo "make gpu-bundle   what a GPU machine without network needs for the GPU check (.gpu-bundle/)"
+	@echo "make gpu-check OUT=gpu-results   on that GPU machine: build LAMMPS there, parity and ns/day"
 
 install: $(STAMP)
 
@@ -69,6 +71,14 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
+
+# the GPU check: prepare here (registries reachable), run on a GPU machine (no network needed there)
+gpu-bundle: $(STAMP)
+	VENV=$(VENV) bash tools/gpu-bundle.sh
+
+OUT ?= gpu-results
+gpu-check:
+	bash tools/gpu-check.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

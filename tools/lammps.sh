@@ -15,7 +15,10 @@
 #
 # The key hashes what goes into the build (source checksums, recipe version, patches, compiler, Python, torch), so
 # a second `make lammps` on the same machine finds the finished build and returns at once. Compilation goes
-# through ccache when it is installed. Environment: VENV (default .venv), LIF_DIFFUSION_CACHE, JOBS.
+# through ccache when it is installed. Environment: VENV (default .venv), LIF_DIFFUSION_CACHE, JOBS;
+# LAMMPS_SOURCE=<dir> builds an unpacked (pruned) source tree instead of the archive (the GPU bundle's), and
+# LIF_DIFFUSION_OFFLINE=1 takes cmake, ninja and cython from PATH instead of PyPI (a machine without network).
+# `tools/lammps.sh --fetch-only` only fetches the sources into the cache.
 set -euo pipefail
 
 VENV=${VENV:-.venv}
@@ -85,10 +88,23 @@ if [ -n "${KOKKOS_ROOT:-}" ]; then
 elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   say "a GPU is present, but without KOKKOS_ROOT this LAMMPS has no KOKKOS: MACE will run on the CPU"
 fi
-fetch_source
+if [ -n "${LAMMPS_SOURCE:-}" ]; then
+  [ -f "$LAMMPS_SOURCE/cmake/CMakeLists.txt" ] || die "LAMMPS_SOURCE=$LAMMPS_SOURCE is not a LAMMPS source tree"
+  # its identity: every file's checksum (in place of the archive's)
+  ORIG_SHA256=$(cd "$LAMMPS_SOURCE" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
+else
+  fetch_source
+fi
 fetch_deepmd
-"$PY" -m pip install -q --disable-pip-version-check "${BUILD_TOOLS[@]}"
-export PATH="$(dirname "$PY"):$PATH"
+[ "${1:-}" = "--fetch-only" ] && exit 0
+if [ -n "${LIF_DIFFUSION_OFFLINE:-}" ]; then
+  for t in cmake ninja cython; do command -v "$t" >/dev/null || [ -x "$(dirname "$PY")/$t" ] \
+    || die "offline: $t is not on PATH (install it, or build with network)"; done
+else
+  "$PY" -m pip install -q --disable-pip-version-check "${BUILD_TOOLS[@]}"
+fi
+PYBIN=$(dirname "$PY")
+export PATH="$PYBIN:$PATH"
 # Bump RECIPE when a change to this script changes what it builds (other edits keep the cached build).
 RECIPE=1
 KEY=$( { echo "recipe $RECIPE $ORIG_SHA256 $DP_SHA256"; "$PY" -c 'import torch; print(torch.__version__)'; for d in "${PATCH_DIRS[@]}"; do cat "$d"/*.patch 2>/dev/null || true; done; gcc --version | head -1;
@@ -108,7 +124,7 @@ build_lammps() {
 if [ ! -f "$SRC/.unpacked" ]; then
   say "unpacking source"
   rm -rf "$SRC" && mkdir -p "$SRC"
-  tar -xzf "$CACHE/src/$ORIG" -C "$SRC"
+  if [ -n "${LAMMPS_SOURCE:-}" ]; then cp -a "$LAMMPS_SOURCE/." "$SRC/"; else tar -xzf "$CACHE/src/$ORIG" -C "$SRC"; fi
   for p in $(for d in "${PATCH_DIRS[@]}"; do ls "$d"/*.patch 2>/dev/null; done); do
     [ -e "$p" ] || continue
     say "applying $(basename "$p")"

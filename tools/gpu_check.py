@@ -54,9 +54,8 @@ def mace_model(path: Path, quick: bool, seed: int = 0, scale: float = 1e-3) -> P
     """MACE-MPA-0 medium's architecture (or, with ``quick``, a tiny MACE), random weights, interaction energy
     scaled by ``scale`` (small for MD with random weights; 1 for the parity check)."""
     import torch
-    from mace import modules
-
     from e3nn import o3  # noqa: I001 (after mace: mace sets up e3nn's torch.load)
+    from mace import modules
 
     torch.manual_seed(seed)
     if quick:

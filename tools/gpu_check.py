@@ -53,9 +53,12 @@ def log(msg: str) -> None:
 def mace_model(path: Path, quick: bool, seed: int = 0, scale: float = 1e-3) -> Path:
     """MACE-MPA-0 medium's architecture (or, with ``quick``, a tiny MACE), random weights, interaction energy
     scaled by ``scale`` (small for MD with random weights; 1 for the parity check)."""
+    import importlib
+
     import torch
-    from e3nn import o3  # noqa: I001 (after mace: mace sets up e3nn's torch.load)
     from mace import modules
+
+    o3 = importlib.import_module("e3nn.o3")  # after mace, which sets up e3nn's torch.load of its constants
 
     torch.manual_seed(seed)
     if quick:

@@ -207,3 +207,22 @@ def assert_same_d_within_error(study_dir_a: Path, study_dir_b: Path) -> None:
     (rb,) = analyse_study(study_dir_b).results
     ea, eb = ra.estimates["li"], rb.estimates["li"]
     assert abs(ea.d_cm2_s - eb.d_cm2_s) < 2 * np.hypot(ea.d_stderr_cm2_s, eb.d_stderr_cm2_s), (ea, eb)
+
+
+@pytest.fixture(scope="session")
+def tiny_mace_model(tmp_path_factory) -> Path:
+    """A tiny random MACE for Li and F (tests/models.py), made once per test session."""
+    from tests.models import tiny_mace
+
+    return tiny_mace(tmp_path_factory.mktemp("mace") / "tiny.model")
+
+
+@pytest.fixture()
+def tiny_mace_catalog(tmp_path, tiny_mace_model, monkeypatch) -> Path:
+    """A catalog with that model as `tiny-mace` (and `absent-mace`, whose file is missing); a cache of its own."""
+    cat = tmp_path / "catalog.toml"
+    cat.write_text(f'[tiny-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{tiny_mace_model}"\n'
+                   f'[absent-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{tmp_path}/none.model"\n')
+    monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
+    monkeypatch.setenv("LIF_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    return cat

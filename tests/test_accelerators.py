@@ -32,24 +32,9 @@ from inputs.structure import rocksalt_lif, with_defect
 from potentials.base import Compute
 from potentials.catalog import resolve
 from tests.conftest import SHORT_MD, make_study
-from tests.models import tiny_mace
 from tests.test_cluster import lint, site_file, standin_env
 
 WHEEL_LMP = str(Path(sys.prefix) / "bin" / "lmp")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return tiny_mace(tmp_path_factory.mktemp("mace") / "tiny.model")
-
-
-@pytest.fixture()
-def catalog(tmp_path, model, monkeypatch) -> Path:
-    cat = tmp_path / "catalog.toml"
-    cat.write_text(f'[tiny-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{model}"\n')
-    monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
-    monkeypatch.setenv("LIF_DIFFUSION_CACHE", str(tmp_path / "cache"))
-    return cat
 
 
 def cell():
@@ -97,7 +82,7 @@ def test_device_choice_follows_rendering_and_environment():
 
 
 @pytest.mark.integration
-def test_cuda_route_is_the_projects_adapter_and_every_choice_has_its_own_file(catalog):
+def test_cuda_route_is_the_projects_adapter_and_every_choice_has_its_own_file(tiny_mace_catalog):
     import torch
 
     _, cpu = resolve("tiny-mace", ("Li", "F"), "cpu")
@@ -114,13 +99,13 @@ def test_cuda_route_is_the_projects_adapter_and_every_choice_has_its_own_file(ca
     assert torch.load(f32.files[1], weights_only=False).dtype == torch.float32
 
 
-def test_cuequivariance_is_an_explicit_choice_that_works_or_says_what_is_missing(catalog, monkeypatch):
+def test_cuequivariance_is_an_explicit_choice_that_works_or_says_what_is_missing(tiny_mace_catalog, monkeypatch):
     monkeypatch.setitem(sys.modules, "cuequivariance_torch", None)  # as where it is not installed
     with pytest.raises(PotentialError, match="cuequivariance = true.*pip install cuequivariance-torch"):
         resolve("tiny-mace", ("Li", "F"), Compute("cuda", cuequivariance=True))
 
 
-def test_the_first_releases_cpu_conversion_keeps_its_file_name(catalog):
+def test_the_first_releases_cpu_conversion_keeps_its_file_name(tiny_mace_catalog):
     """Studies rendered before precision and kernels were choices keep their decks (their fingerprints)."""
     import hashlib
 
@@ -135,7 +120,7 @@ def test_the_first_releases_cpu_conversion_keeps_its_file_name(catalog):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("precision, atol", [("float64", 1e-8), ("float32", 2e-4)])
-def test_lammps_forces_in_each_precision_equal_maces_calculator(catalog, model, monkeypatch, precision, atol):
+def test_lammps_forces_in_each_precision_equal_maces_calculator(tiny_mace_catalog, tiny_mace_model, monkeypatch, precision, atol):
     """The `cuda` route on the CPU (LIF_DIFFUSION_DEVICE=cpu): float64 to 1e-8 eV/Å, float32 to its own
     precision; both against mace-torch's ASE calculator in float64."""
     from mace.calculators import MACECalculator
@@ -145,7 +130,7 @@ def test_lammps_forces_in_each_precision_equal_maces_calculator(catalog, model, 
     atoms = cell()
     monkeypatch.setenv("LIF_DIFFUSION_DEVICE", "cpu")
     energy, forces = evaluate("tiny-mace", atoms, Compute("cuda", precision))
-    atoms.calc = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float64")
+    atoms.calc = MACECalculator(model_paths=str(tiny_mace_model), device="cpu", default_dtype="float64")
     ref = atoms.get_forces()
     assert np.abs(ref).max() > 1e-2
     np.testing.assert_allclose(forces, ref, atol=atol * max(1.0, np.abs(ref).max()))
@@ -155,7 +140,7 @@ def test_lammps_forces_in_each_precision_equal_maces_calculator(catalog, model, 
 
 
 @pytest.mark.integration
-def test_a_cuda_run_without_a_gpu_fails_clearly_and_records_where_it_computed(tmp_path, catalog, monkeypatch):
+def test_a_cuda_run_without_a_gpu_fails_clearly_and_records_where_it_computed(tmp_path, tiny_mace_catalog, monkeypatch):
     from driver.runner import run_one
 
     study = make_study(**{"potentials": ["tiny-mace"], "system.supercell": [2, 2, 2], "system.defect": "none",
@@ -346,7 +331,7 @@ def test_a_python_of_another_minor_version_is_named():
 
 
 @pytest.mark.integration
-def test_submit_runs_the_preflight_before_queueing_gpu_runs(tmp_path, catalog):
+def test_submit_runs_the_preflight_before_queueing_gpu_runs(tmp_path, tiny_mace_catalog):
     study = make_study(potentials=["tiny-mace"], **{"system.supercell": [2, 2, 2], "system.defect": "none"})
     runs = render_study(study, tmp_path / "r", accelerator="kokkos")
     study_dir = tmp_path / "r" / study.name

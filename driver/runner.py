@@ -10,6 +10,7 @@ run is never rerun.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -32,6 +33,7 @@ from driver.logs import state_point
 
 log = logging.getLogger(__name__)
 _THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
+_DEEPMD_DEVICE = re.compile(r"load model from: .* to (cpu|gpu) ?(\d*)")
 _PYTHON_ERROR = re.compile(r"^\s*[A-Za-z_.]*(Error|Exception): \S")
 _NONFINITE = re.compile(r"(?<![A-Za-z])[-+]?(nan|inf)(?![A-Za-z])", re.I)
 
@@ -112,6 +114,10 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1,
         return s
     info = lammps_info(lmp)
     check_requirements(info, s.requirements, s.potential)
+    if s.settings.get("accelerator") == "cpu" and s.family == "deepmd" and \
+            "CUDA_VISIBLE_DEVICES" not in dict(placement.env):
+        # DeePMD-kit takes a GPU whenever its torch sees one: a run rendered for the CPU stays there
+        placement = dataclasses.replace(placement, env=placement.env + (("CUDA_VISIBLE_DEVICES", ""),))
     with run_lock(run):
         return _run_locked(run, s, info, progress, threads, position, placement)
 
@@ -248,6 +254,9 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
                 done = True
             elif line.startswith(DEVICE_MARK):  # the model says where it computes
                 device = line[len(DEVICE_MARK):].strip() + (f" (CUDA_VISIBLE_DEVICES={gpu})" if gpu else "")
+            elif (m := _DEEPMD_DEVICE.search(line)) is not None:  # DeePMD-kit's own words
+                where = "cpu" if m.group(1) == "cpu" else f"cuda:{m.group(2)}"
+                device = f"{where} deepmd-kit" + (f" (CUDA_VISIBLE_DEVICES={gpu})" if gpu else "")
         rc = proc.wait()
         if nonfinite:
             return 1, nonfinite, last_step, device

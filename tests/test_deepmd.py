@@ -68,8 +68,11 @@ def test_64_atom_nvt_through_the_driver(tmp_path, catalog):
     study = make_study(**{"potentials": ["tiny-dp"], "temperatures_k": [400.0], "system.defect": "none",
                           "system.supercell": [2, 2, 2]}, **SHORT_MD)
     (run,) = render_study(study, tmp_path / "runs")
-    assert run_one(run, find_lammps(), progress=False).status == "finished"
+    s = run_one(run, find_lammps(), progress=False)
+    assert s.status == "finished"
     assert read_dump(run / "traj.dump", 1.0, select="type 1").positions.shape == (51, 32, 3)
+    # rendered for the CPU, it ran there (DeePMD-kit would take any GPU its torch sees), and says so
+    assert s.settings == {"accelerator": "cpu"} and s.device == "cpu deepmd-kit"
 
 
 def test_type_map_without_f_is_refused(tmp_path, model, monkeypatch):

@@ -324,7 +324,8 @@ def main() -> int:
         ratio, drv, lmp = sorted(pairs, key=lambda p: p[0])[1]
         results["driver_vs_bare_lmp"] = {"driver": drv, "bare_lmp": lmp, "ratio": ratio,
                                          "ratios": [p[0] for p in pairs],
-                                         "case": "217 atoms, 15,000 steps, Fumi-Tosi + Ewald; median of 3 pairs"}
+                                         "case": f"217 atoms, {study.md.stages(study.system.volume).production_end:,} "
+                                                 "steps (NPT + NVT), Fumi-Tosi + Ewald; median of 3 pairs"}
         dump = str(Path(tmp) / "a0" / run_dir.relative_to(Path(tmp) / f"a{len(pairs) - 1}") / "traj.dump")
         ours = process_wall([sys.executable, "-m", "analysis.diffusion", dump, "--timestep-fs", "1", "--select",
                              "type 1", "--json"])

@@ -4,7 +4,8 @@
 #
 #   lammps-src.tar.gz  LAMMPS 4 Jul 2026 (Debian's source archive, sha256-checked by `tools/lammps.sh --fetch-only`),
 #                 pruned to the build system and the packages this project builds: src/ (top level, STUBS, ML-IAP,
-#                 ML-SNAP, PYTHON, KSPACE, PLUGIN, EXTRA-FIX, EXTRA-COMPUTE, EXTRA-DUMP, MOLECULE), cmake/, python/
+#                 ML-SNAP, PYTHON, KSPACE, PLUGIN, EXTRA-FIX, EXTRA-COMPUTE, EXTRA-DUMP, MOLECULE; the bundled fmt and
+#                 nlohmann headers), cmake/, python/
 #   src/          the deepmd-kit sdist (the LAMMPS plugin is built from it, against that machine's torch)
 #   wheels/       the Python packages that machine's Python (3.12, with torch, e3nn, CuPy, numpy, scipy ...) lacks:
 #                 mace-torch and what it imports, ASE, deepmd-kit, dpdata, cuEquivariance (torch + CUDA 13 ops)
@@ -29,7 +30,7 @@ die() { printf '[gpu-bundle] error: %s\n' "$*" >&2; exit 1; }
 FROM_ENV=(mace-torch e3nn ase matscipy configargparse torch-ema prettytable wcwidth lmdb orjson
           deepmd-kit dpdata dargs wcmatch bracex array-api-compat)
 EXTRA=("cuequivariance==0.13.0" "cuequivariance-torch==0.13.0" "cuequivariance-ops-torch-cu13==0.13.0")
-PACKAGES=(STUBS ML-IAP ML-SNAP PYTHON KSPACE PLUGIN EXTRA-FIX EXTRA-COMPUTE EXTRA-DUMP MOLECULE)
+PACKAGES=(STUBS ML-IAP ML-SNAP PYTHON KSPACE PLUGIN EXTRA-FIX EXTRA-COMPUTE EXTRA-DUMP MOLECULE fmt nlohmann)
 
 WHEELS=("${EXTRA[@]}")
 for n in "${FROM_ENV[@]}"; do
@@ -52,6 +53,8 @@ tar -xzf "$ORIG" -C "$BUNDLE.tmp/lammps-src" "${members[@]}"
 tar -tzf "$ORIG" | awk -F/ '$1 == "src" && NF == 2 && $2 != ""' > "$BUNDLE.tmp/src-files"
 tar -xzf "$ORIG" -C "$BUNDLE.tmp/lammps-src" -T "$BUNDLE.tmp/src-files"
 rm "$BUNDLE.tmp/src-files"
+# `cmake --install` copies LAMMPS's bench/ and potentials/ folders: present, empty (the project uses neither)
+mkdir -p "$BUNDLE.tmp/lammps-src/bench" "$BUNDLE.tmp/lammps-src/potentials"
 tar -czf "$BUNDLE.tmp/lammps-src.tar.gz" -C "$BUNDLE.tmp/lammps-src" . && rm -rf "$BUNDLE.tmp/lammps-src"
 cp "$DP_SDIST" "$BUNDLE.tmp/src/"
 

@@ -144,8 +144,13 @@ def performance(proc: subprocess.Popen, workdir: Path) -> dict:
     out = proc.communicate()[0]
     (workdir / "out.txt").write_text(out)
     found = PERFORMANCE.findall(out)
+    from driver.runner import _DEEPMD_DEVICE
+
     device = next((line.split(None, 1)[1] for line in out.splitlines() if line.startswith("LIF_DIFFUSION_DEVICE")),
                   None)
+    dp = _DEEPMD_DEVICE.search(out)
+    if device is None and dp:  # DeePMD-kit says where it loaded the model
+        device = "cpu deepmd-kit" if dp.group(1) == "cpu" else f"cuda:{dp.group(2)} deepmd-kit"
     if proc.returncode != 0 or not found:
         tail = "\n".join(out.strip().splitlines()[-8:])
         return {"ok": False, "error": f"exit {proc.returncode}: {tail}"}

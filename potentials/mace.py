@@ -166,8 +166,8 @@ def _write_converted(model, head: str | None, compute: Compute, out: Path) -> No
     if compute.accelerator in ("cpu", "cuda"):
         from potentials.mace_mliap import MACEMliapSerial
 
-        wrapped = MACEMliapSerial(model, device=compute.accelerator, kernels="cueq" if compute.cuequivariance
-                                  else "e3nn", **kwargs)
+        kernels = "cuequivariance" if compute.cuequivariance else "e3nn"
+        wrapped = MACEMliapSerial(model, device=compute.accelerator, kernels=kernels, **kwargs)
     else:
         from mace.calculators.lammps_mliap_mace import LAMMPS_MLIAP_MACE
 

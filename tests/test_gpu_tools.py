@@ -47,6 +47,21 @@ def test_gpu_check_quick_on_the_cpu(tmp_path):
     assert "| mace-float64-e3nn-65 | 65 |" in table and "aggregate / k=1" in table
 
 
+def test_gpu_check_parts_for_short_device_calls(tmp_path):
+    """The check split into parts (a device call is at most 10 minutes): no parity, a named set-up packed."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--quick", "--device", "cpu",
+                           "--skip-parity", "--skip-deepmd", "--pack-case", "mace-float64-e3nn", "--packs", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads((out / "gpu-check.json").read_text())
+    assert r["parity"] == [] and {x["case"] for x in r["runs"]} == {"mace-float32-e3nn-65", "mace-float64-e3nn-65"}
+    assert r["packed_case"] == "mace-float64-e3nn-65" and [p["k"] for p in r["packed"]] == [1]
+    table = (out / "gpu-check.md").read_text()
+    assert "| parity |" not in table and "Packed runs (mace-float64-e3nn-65" in table
+
+
 def test_the_bundle_is_small_complete_and_its_lammps_source_builds(tmp_path):
     """Built here from the registries (downloads cached in the project's cache): under 60 MiB, a MANIFEST that
     checks, the wheels the GPU machine lacks, and a pruned LAMMPS tree that CMake configures with the flags

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, on a GPU machine without network: `bash tools/gpu-check.sh OUT [build|check|all]`, in a copy of this
+# The GPU check, on a GPU machine without network: `bash tools/gpu-check.sh OUT [build|check|all] [ARGS]`, in a copy of this
 # repository with the bundle from `make gpu-bundle` in .gpu-bundle/ (the `device` tool: carry ".gpu-bundle").
 #
 #   build   installs the bundle's wheels into $LIF_GPU_SITE (default /tmp/lif-site, on PYTHONPATH, ahead of the
@@ -9,11 +9,13 @@
 #   check   tools/gpu_check.py --out OUT: parity of LAMMPS against mace-torch and DeepPot on the GPU, and ns/day
 #           (MACE with MACE-MPA-0 medium's architecture at 433 and 10,649 atoms, float32/float64, with and without
 #           cuEquivariance; DeePMD; k = 1, 2, 4, 8 packed runs); OUT/gpu-check.{json,md} and the logs
+#           (ARGS go to gpu_check.py: --sizes 433, --packs 1,2,4,8, --pack-case, --skip-parity, --skip-deepmd)
 #   all     both (the default); each step is one command of a few minutes, so they can be two device calls
 set -euo pipefail
 
 OUT=${1:?usage: bash tools/gpu-check.sh OUT [build|check|all]}
 STEP=${2:-all}
+shift $(( $# < 2 ? $# : 2 ))
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 BUNDLE=${BUNDLE:-$ROOT/.gpu-bundle}
@@ -48,6 +50,6 @@ if [ "$STEP" = check ] || [ "$STEP" = all ]; then
   # the build's Python module first (the .pth in the environment does it too, where that environment is writable)
   PREFIX=$(dirname "$(dirname "$LMP")")
   export PYTHONPATH="$PREFIX/python:$PYTHONPATH"
-  PYTHONUNBUFFERED=1 "$PY" "$HERE/gpu_check.py" --out "$OUT" 2>&1 | tee -a "$OUT/gpu-check.log"
+  PYTHONUNBUFFERED=1 "$PY" "$HERE/gpu_check.py" --out "$OUT" "$@" 2>&1 | tee -a "$OUT/gpu-check.log"
   exit "${PIPESTATUS[0]}"
 fi

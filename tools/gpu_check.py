@@ -140,8 +140,12 @@ def lammps_run(workdir: Path, block, atoms_struct, steps: int, warmup: int, env_
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def performance(proc: subprocess.Popen, workdir: Path) -> dict:
-    out = proc.communicate()[0]
+def performance(proc: subprocess.Popen, workdir: Path, timeout: float = 300.0) -> dict:
+    try:
+        out = proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:  # one stuck run must not eat the whole check
+        proc.kill()
+        out = proc.communicate()[0] + f"\n(killed after {timeout:.0f} s)"
     (workdir / "out.txt").write_text(out)
     found = PERFORMANCE.findall(out)
     from driver.runner import _DEEPMD_DEVICE
@@ -223,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny models, 65 atoms, few steps (a CPU can do it)")
     ap.add_argument("--packs", default="1,2,4,8", help="k runs at once on the one GPU (default 1,2,4,8)")
     ap.add_argument("--skip-deepmd", action="store_true")
+    ap.add_argument("--skip-parity", action="store_true")
+    ap.add_argument("--sizes", default="433,10649", help="cell sizes to time (433 and/or 10649; --quick: 65)")
+    ap.add_argument("--pack-case", default=None,
+                    help="the MACE set-up to pack, e.g. mace-float32-cueq (default: the fastest one timed here)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     import torch
@@ -269,14 +277,20 @@ def main(argv: list[str] | None = None) -> int:
         cueq_options = [False]
         log("cuEquivariance is not installed here: its cases are left out")
     results: dict = {"environment": env, "parity": [], "runs": [], "packed": []}
+
+    def save() -> None:  # after every case: a check cut off by a time limit keeps what it measured
+        (out / "gpu-check.json").write_text(json.dumps(results, indent=2))
+        (out / "gpu-check.md").write_text(markdown(results))
     route = "cuda" if args.device == "cuda" else "cpu"
     # parity: the project's LAMMPS against each family's own code, on the same device
-    for precision in ("float64", "float32"):
+    for precision in ("float64", "float32") if not args.skip_parity else ():
         results["parity"].append(parity("parity-mace", "mace", mace_parity, args.device, Compute(route, precision)))
-    if dp_parity:
+        save()
+    if dp_parity and not args.skip_parity:
         results["parity"].append(parity("parity-deepmd", "deepmd", dp_parity, args.device, Compute(route)))
+        save()
     # speed
-    sizes = [433, 10649] if not args.quick else [65]
+    sizes = [int(x) for x in args.sizes.split(",") if x] if not args.quick else [65]
     steps = {433: (300, 30), 10649: (30, 5), 65: (20, 5)}
     for n in sizes:
         s = structure(n, args.quick)
@@ -285,21 +299,25 @@ def main(argv: list[str] | None = None) -> int:
                 _, block = resolve("bench-mace", ("Li", "F"), Compute(route, precision, cueq))
                 name = f"mace-{precision}-{'cueq' if cueq else 'e3nn'}-{len(s.positions)}"
                 results["runs"].append(measure(name, block, s, *steps[n], work))
+                save()
         if dp_path:
             _, block = resolve("bench-deepmd", ("Li", "F"), Compute(route))
             results["runs"].append(measure(f"deepmd-{len(s.positions)}", block, s, *steps[n], work))
+            save()
     # packing: the fastest MACE set-up at the small size, k at once
-    small = structure(sizes[0], args.quick)
-    best = max((r for r in results["runs"] if r["ok"] and r["case"].startswith("mace") and r["atoms"] < 1000),
-               key=lambda r: r["ns_per_day"], default=None)
-    if best is not None:
-        _, precision, kernels, _ = best["case"].split("-")
+    small = structure(min(sizes), args.quick)
+    best = max((r["case"] for r in results["runs"] if r["ok"] and r["case"].startswith("mace") and r["atoms"] < 1000),
+               key=lambda c: next(r["ns_per_day"] for r in results["runs"] if r["case"] == c), default=None)
+    if args.pack_case:
+        best = f"{args.pack_case}-{len(small.positions)}"
+    if best is not None and args.packs:
+        _, precision, kernels, _ = best.split("-")
         _, block = resolve("bench-mace", ("Li", "F"), Compute(route, precision, kernels == "cueq"))
-        results["packed_case"] = best["case"]
+        results["packed_case"] = best
         for k in [int(x) for x in args.packs.split(",") if x]:
-            results["packed"].append(packed(block, small, k, *steps[sizes[0]], work))
-    (out / "gpu-check.json").write_text(json.dumps(results, indent=2))
-    (out / "gpu-check.md").write_text(markdown(results))
+            results["packed"].append(packed(block, small, k, *steps[min(sizes)], work))
+            save()
+    save()
     print((out / "gpu-check.md").read_text())
     failed = [r["case"] for r in results["runs"] + results["packed"] if not r["ok"]]
     if failed:
@@ -310,10 +328,11 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(r: dict) -> str:
     e = r["environment"]
     lines = [f"GPU check, {e['date']}: {e['gpu']}; Python {e['python']}, torch {e['torch']} (CUDA {e['cuda']}); "
-             f"LAMMPS {e['lammps']}", "", "| parity | max abs force error (eV/Å) | of max abs force | atoms |",
-             "|---|---|---|---|"]
-    lines += [f"| {p['case']} | {p['max_abs_force_error_ev_a']:.2e} | {p['max_abs_force_ev_a']:.2e} | {p['atoms']} |"
-              for p in r["parity"]]
+             f"LAMMPS {e['lammps']}"]
+    if r["parity"]:
+        lines += ["", "| parity | max abs force error (eV/Å) | of max abs force | atoms |", "|---|---|---|---|"]
+        lines += [f"| {p['case']} | {p['max_abs_force_error_ev_a']:.2e} | {p['max_abs_force_ev_a']:.2e} | "
+                  f"{p['atoms']} |" for p in r["parity"]]
     lines += ["", "| run | atoms | ns/day | steps/s | device as the model reported |", "|---|---|---|---|---|"]
     for x in r["runs"]:
         lines.append(f"| {x['case']} | {x['atoms']} | " + (f"{x['ns_per_day']:.3g} | {x['steps_per_s']:.3g} | "

@@ -132,9 +132,20 @@ def fit_arrhenius(points: Sequence[Diffusivity], weighted: bool = True) -> Arrhe
 
 # --- tables in, tables out -------------------------------------------------------------------------------
 
-def read_table(path: Path) -> dict[str, list[Diffusivity]]:
-    """A diffusivity CSV (columns temperature_k, d_cm2_s, d_stderr_cm2_s[, n_samples, potential]) → points by
-    potential."""
+@dataclass(frozen=True)
+class Excluded:
+    """A state left out of an Arrhenius fit, and why."""
+
+    temperature_k: float
+    reason: str
+
+
+def read_table(path: Path, include_few_events: bool = False
+               ) -> tuple[dict[str, list[Diffusivity]], dict[str, list[Excluded]]]:
+    """A diffusivity CSV (columns temperature_k, d_cm2_s, d_stderr_cm2_s[, n_samples, potential, status, flag]) →
+    the points by potential, and the rows left out with why. With a ``status`` column (the tables this package
+    writes), ``no-diffusive-regime`` rows are always left out and ``few-events`` rows unless
+    ``include_few_events``; a row with no D is left out only where its status says why, else refused."""
     try:
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -144,16 +155,24 @@ def read_table(path: Path) -> dict[str, list[Diffusivity]]:
     if not rows or not need <= set(rows[0]):
         raise AnalysisError(f"{path} needs the columns {', '.join(sorted(need))} (and optionally potential)")
     out: dict[str, list[Diffusivity]] = {}
+    excluded: dict[str, list[Excluded]] = {}
     for i, r in enumerate(rows, start=2):
+        pot = r.get("potential") or "-"
+        status = (r.get("status") or "ok").strip()
+        why = (r.get("flag") or "").strip() or status
         try:
+            t = float(r["temperature_k"])
+            if status == "no-diffusive-regime" or (status == "few-events" and not include_few_events):
+                excluded.setdefault(pot, []).append(Excluded(t, why))
+                continue
             err = r["d_stderr_cm2_s"].strip()
             n = (r.get("n_samples") or "").strip()
-            point = Diffusivity(float(r["temperature_k"]), float(r["d_cm2_s"]),
-                                float(err) if err not in ("", "None") else None, int(n) if n else 0)
+            point = Diffusivity(t, float(r["d_cm2_s"]), float(err) if err not in ("", "None") else None,
+                                int(n) if n else 0)
         except ValueError:
             raise AnalysisError(f"{path}:{i}: not a number in {r}") from None
-        out.setdefault(r.get("potential") or "-", []).append(point)
-    return out
+        out.setdefault(pot, []).append(point)
+    return out, excluded
 
 
 def fit_table(table: dict[str, list[Diffusivity]], weighted: bool = True
@@ -199,13 +218,15 @@ def main(argv: list[str] | None = None) -> int:
             from analysis.study import analyse_study
 
             analysis = analyse_study(src)
-            table, excluded = analysis.points(args.observable, include_few_events=args.with_few_events)
+            observable = args.observable or analysis.selection
+            table, excluded = analysis.points(observable, include_few_events=args.with_few_events)
             out_dir = Path(args.out) if args.out else src
-            output.write_diffusivity_table(analysis.results, out_dir / "diffusivity.csv")
+            output.write_diffusivity_table(analysis.results, out_dir / "diffusivity.csv", observable)
             for p in analysis.pending:
                 log.warning("left out (not finished): %s", p)
         elif src.is_file():
-            table, out_dir = read_table(src), Path(args.out) if args.out else src.parent
+            table, excluded = read_table(src, args.with_few_events)
+            out_dir = Path(args.out) if args.out else src.parent
         else:
             raise AnalysisError(f"{src} is neither a study directory nor a CSV file")
         fits, why = fit_table(table, weighted=not args.unweighted)

@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from analysis.arrhenius import Excluded
 from analysis.diffusion import DiffusionEstimate, Diffusivity, estimate
 from analysis.runs import OBSERVABLES, RunAnalysis, run_analysis
 from analysis.sites import OFF_SITE_ANGSTROM
@@ -168,12 +169,6 @@ class PendingRun:
 
     def __str__(self) -> str:
         return f"{self.run_dir} ({self.status})"
-
-
-@dataclass(frozen=True)
-class Excluded:
-    temperature_k: float
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 Strategy = Literal["naive", "multihead", "scratch", "deepmd"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
-MACE_STRATEGIES = ("naive", "multihead", "scratch")
 #: mace_run_train flags that take no value (``store_true``)
 MACE_SWITCHES = {"ema", "swa", "amsgrad", "stage_two", "lbfgs", "keep_checkpoints", "save_all_checkpoints",
                  "restart_latest", "save_cpu", "dry_run", "wandb", "distributed", "pair_repulsion"}

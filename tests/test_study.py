@@ -13,6 +13,15 @@ def test_builtin_studies_load():
     assert p.md.production_ps == 9000.0 and len(p.potentials) == 3
 
 
+def test_builtin_studies_resolve_events():
+    """The residence filter spans several dumped frames (one frame would switch it off) and stays well below a
+    defect's residence time (several ps at these temperatures)."""
+    for name in builtin_studies():
+        s = load_study(name)
+        frames = s.analysis.residence_ps / s.md.dump_interval_ps
+        assert 3 <= frames + 1e-9 and s.analysis.residence_ps <= 2.0, (name, frames)
+
+
 def test_study_file_by_path(tmp_path):
     import pathlib
     path = tmp_path / "mine.toml"
@@ -45,6 +54,9 @@ def test_restricted_keeps_the_rest():
     ({"analysis.selection": "all"}, "analysis.selection", "not one of"),
     ({"analysis.window_ps": [0.5, 0.2]}, "analysis.window_ps", "need 0 < start < end"),
     ({"analysis.residence_ps": 1.0}, "analysis.residence_ps", "more than half the production run"),
+    ({"system.volume": "npt", "md.npt_ps": 0.101}, "md.npt_ps", "even number of timesteps"),  # its half averages
+    ({"system.volume": "npt"}, "md.npt_ps", "positive length"),
+    ({"md.npt_ps": 0.1}, "md.npt_ps", "used with system.volume = \"npt\" only"),
 ])
 def test_bad_study_names_file_and_field(changes, field, message):
     with pytest.raises(InputError) as e:

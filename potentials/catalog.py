@@ -29,6 +29,10 @@ FAMILIES: dict[str, str] = {
 }
 
 
+#: catalog keys every entry may have (``family`` and ``elements`` required); each family adds its own ``PARAMS``
+COMMON_KEYS = frozenset({"family", "description", "source", "elements", "paper_ea_ev", "provenance"})
+
+
 @dataclass(frozen=True)
 class PotentialEntry:
     name: str
@@ -96,10 +100,17 @@ def family(name: str) -> ModuleType:
 
 
 def family_of(entry: PotentialEntry) -> ModuleType:
+    """The family module of an entry, whose keys are checked against what the family takes (a misspelt
+    ``sha256`` or ``head`` must not be ignored silently)."""
     if entry.family not in FAMILIES:
         raise PotentialError(f"potential {entry.name!r} has family {entry.family!r}, which this build does not "
                              f"support; supported families: {', '.join(FAMILIES)}")
-    return family(entry.family)
+    module = family(entry.family)
+    unknown = sorted(set(entry.params) - COMMON_KEYS - module.PARAMS)
+    if unknown:
+        raise PotentialError(f"{entry.catalog}: [{entry.name}] has unknown key(s) {', '.join(unknown)}; a "
+                             f"{entry.family} entry takes {', '.join(sorted(module.PARAMS | COMMON_KEYS))}")
+    return module
 
 
 def needs_gpu(family_name: str) -> bool:

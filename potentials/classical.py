@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 KSPACE_STYLES = ("ewald", "pppm")
 NEEDS_GPU = False
+PARAMS = frozenset({"cutoff_angstrom", "kspace_style", "kspace_accuracy", "pairs", "charges"})
 
 
 def model_file(entry: "PotentialEntry") -> Path | None:

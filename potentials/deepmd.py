@@ -21,6 +21,7 @@ from potentials.catalog import PotentialEntry, catalog_model_path
 
 SUFFIXES = (".pth", ".pb")
 NEEDS_GPU = True
+PARAMS = frozenset({"model"})
 
 
 def model_file(entry: PotentialEntry) -> Path:

@@ -45,6 +45,7 @@ from potentials.base import Compute, PairBlock
 from potentials.catalog import PotentialEntry, catalog_model_path, models_dir
 
 NEEDS_GPU = True
+PARAMS = frozenset({"model", "url", "sha256", "foundation", "head"})
 KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
 
 
@@ -192,8 +193,8 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], compute: Comp
     kokkos = compute.accelerator == "kokkos"
     lines = []
     if not kokkos:
-        lines += ['python lif_attach input 1 SELF format p here "from potentials.mace_mliap import attach as lif_attach"',
-                  "python lif_attach invoke"]
+        attach = '"from potentials.mace_mliap import attach as lif_attach"'
+        lines += [f"python lif_attach input 1 SELF format p here {attach}", "python lif_attach invoke"]
     lines += [f"pair_style mliap unified {converted} 0", f"pair_coeff * * {' '.join(type_order)}"]
     return PairBlock(
         lines=tuple(lines),

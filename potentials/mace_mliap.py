@@ -104,7 +104,8 @@ class MACEMliapSerial(LAMMPS_MLIAP_MACE):
 
     def _exchange(self, data) -> SerialGhostExchange:
         if _LMP is None:
-            raise RuntimeError("MACE without KOKKOS needs the deck's `python lif_attach ... SELF` lines before pair_style")
+            raise RuntimeError("MACE without KOKKOS needs the deck's `python lif_attach ... SELF` lines before "
+                               "pair_style")
         if _LMP.extract_setting("world_size") != 1:
             raise RuntimeError("MACE without KOKKOS runs on one MPI rank; use a KOKKOS build for parallel runs")
         ntotal = data.ntotal

@@ -5,9 +5,8 @@ case must quote the message this test matches, so the documentation cannot drift
 import re
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from analysis.arrhenius import fit_arrhenius
 from analysis.diffusion import Diffusivity, estimate, msd_stats
@@ -113,8 +112,8 @@ CASES = [
      lambda tp, mp: render(tp, **{"system.supercell": [2, 2, 2]}), "test.toml: system.supercell [2, 2, 2]: "),
     ("structure-overlap", "atoms closer than physical (lattice constant far too small)",
      lambda tp, mp: render(tp, **{"system.lattice_constant_angstrom": 1.0}),
-     "test.toml: system (lattice_constant_angstrom = 1.0, supercell = [3, 3, 3], cell = 'conventional', defect = 'interstitial'): "
-     "atoms overlap"),
+     "test.toml: system (lattice_constant_angstrom = 1.0, supercell = [3, 3, 3], cell = 'conventional', "
+     "defect = 'interstitial'): atoms overlap"),
     ("model-wrong-elements", "a model without Li or F",
      lambda tp, mp: (mace_catalog(tp, mp, atomic_numbers=(3, 8)), render(tp, potentials=["m"])),
      "covers elements ['Li', 'O'], not ['F']"),
@@ -125,6 +124,10 @@ CASES = [
     ("model-wrong-family", "a family this build does not know",
      lambda tp, mp: (catalog_entry(tp, mp, '[m]\nfamily = "nequip"\nelements = ["Li", "F"]\n'),
                      render(tp, potentials=["m"])), "has family 'nequip', which this build does not support"),
+    ("model-unknown-key", "a misspelt key in a catalog entry",
+     lambda tp, mp: (catalog_entry(tp, mp, f'[m]\nfamily = "deepmd"\nelements = ["Li", "F"]\nmodel = "{tp}/x.pth"\n'
+                                           'sha265 = "ab"\n'), render(tp, potentials=["m"])),
+     "[m] has unknown key(s) sha265; a deepmd entry takes"),
     ("model-wrong-file-kind", "a MACE file given as a DeePMD model",
      lambda tp, mp: (catalog_entry(tp, mp, f'[m]\nfamily = "deepmd"\nelements = ["Li", "F"]\nmodel = "{tp}/x.model"\n'),
                      (tp / "x.model").write_bytes(b"x"), render(tp, potentials=["m"])),

@@ -31,6 +31,7 @@ from analysis.trajectory import Trajectory, ids_of_type, read_dcd, read_dump
 from core.errors import AnalysisError
 from core.files import atomic_copy, atomic_write_text
 from core.rundir import RunDir, RunSummary
+from inputs.structure import structure_of
 from inputs.study import study_of
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def read_li(run: RunDir, summary: RunSummary) -> Trajectory:
     """The run's Li trajectory (text dump or DCD, as the study dumped it), atoms in id order, in the frame of the
     host lattice: the displacement of the F sublattice's centre of mass since the first frame is subtracted
     (``fcom.txt``; runs without one are taken as they are)."""
-    li_type = summary.structure["type_order"].index("Li") + 1
+    li_type = structure_of(summary.structure).lammps_type("Li")
     path = run.trajectory_of(summary)
     if summary.dump_format == "dcd":
         traj = read_dcd(path, summary.timestep_fs, atom_ids=ids_of_type(run.data, li_type))
@@ -117,13 +118,12 @@ def compute(run: RunDir, summary: RunSummary) -> RunAnalysis:
     li = read_li(run, summary)
     dt = li.frame_interval_ps
     stats = {"li": msd_stats(li.positions, dt), "collective": msd_stats(collective(li.positions), dt)}
-    defect = summary.structure["defect"]
-    kind, sites, box = defect.get("kind", "none"), summary.structure.get("sites"), production_cell(summary)
+    st, box = structure_of(summary.structure), production_cell(summary)
     events = off = ambiguous = None
     n_defects = 0
-    if kind != "none" and sites and box is not None:
-        track = track_defect(li.positions, box[0], box[1], np.asarray(sites["li"]), np.asarray(sites["interstitial"]),
-                             kind, max(1, int(round(an.residence_ps / dt))))
+    if st.defect_kind != "none" and st.li_sites is not None and box is not None:
+        track = track_defect(li.positions, box[0], box[1], st.li_sites, st.interstitial_sites, st.defect_kind,
+                             max(1, int(round(an.residence_ps / dt))))
         stats["defect"] = msd_stats(track.positions[:, None, :], dt)
         events, off, ambiguous, n_defects = track.n_events, track.off_site_fraction, track.ambiguous_fraction, 1
     return RunAnalysis(str(run), stats, li.positions.shape[1], n_defects, events, off, ambiguous,

@@ -16,6 +16,7 @@ import numpy as np
 from analysis.statistics import block_mean
 from core.errors import LammpsError
 from core.rundir import CELL_MARK, RunDir, RunSummary, StatePoint
+from inputs.structure import structure_of
 
 THERMO_COLUMNS = ("step", "time", "temp", "pe", "etotal", "press", "vol", "lx", "ly", "lz", "xy", "xz", "yz")
 _ROW = re.compile(r"^\s*\d+(\s+[-+0-9.eE]+|\s+[-+]?(nan|inf))+\s*$", re.I)
@@ -62,7 +63,9 @@ def state_point(run: RunDir, summary: RunSummary) -> StatePoint:
     st = summary.stages
     col = {c: k for k, c in enumerate(THERMO_COLUMNS)}
     prod = table[table[:, col["step"]] > st.equilibration_end]
-    fu = int(summary.structure["formula_units"])
+    fu = structure_of(summary.structure).formula_units
+    if not fu:
+        raise LammpsError(f"{run}: its structure record has no formula units: cannot give a lattice constant")
     volume = lx * ly * lz
     a_err = None
     if st.npt_end:

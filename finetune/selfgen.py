@@ -25,6 +25,7 @@ from core.files import sha256_file
 from core.rundir import RunDir
 from core.units import PS_PER_FS
 from driver.dumps import iter_frames
+from inputs.structure import structure_of
 from inputs.study import study_of
 
 
@@ -34,7 +35,7 @@ def dump_frames(run_dir: Path, skip_ps: float = 0.0) -> list:
 
     run = RunDir(run_dir)
     summary = run.read()
-    type_order = summary.structure["type_order"]
+    type_order = structure_of(summary.structure).type_order
     dt_ps = summary.timestep_fs * PS_PER_FS
     dumps = run.config_dumps()
     if not dumps:

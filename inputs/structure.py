@@ -104,6 +104,42 @@ class Structure:
         }
 
 
+@dataclass(frozen=True)
+class StructureRecord:
+    """What a run's ``structure.json`` (kept in ``summary.json`` as ``structure``) says, typed: the record
+    :meth:`Structure.describe` writes, read back by :func:`structure_of`. ``formula_units`` and the sites are None
+    in records that lack them (the analysis then has no sites to follow a defect on)."""
+
+    type_order: tuple[str, ...]
+    defect_kind: str
+    defect_atom_ids: tuple[int, ...]
+    formula_units: int | None
+    li_sites: np.ndarray | None  # fractional coordinates of the perfect crystal's Li sites
+    interstitial_sites: np.ndarray | None
+
+    def lammps_type(self, element: str) -> int:
+        """The LAMMPS atom type of ``element`` (checked, never assumed)."""
+        if element not in self.type_order:
+            raise InputError(f"the structure has no {element} (types {list(self.type_order)})")
+        return self.type_order.index(element) + 1
+
+
+def structure_of(record: dict) -> StructureRecord:
+    """The typed form of a ``structure.json`` record (see :meth:`Structure.describe`)."""
+    try:
+        defect = record.get("defect") or {}
+        sites = record.get("sites")
+        fu = record.get("formula_units")
+        return StructureRecord(
+            type_order=tuple(str(t) for t in record["type_order"]), defect_kind=str(defect.get("kind", "none")),
+            defect_atom_ids=tuple(int(i) for i in defect.get("atom_ids", ())),
+            formula_units=None if fu is None else int(fu),
+            li_sites=None if not sites else np.asarray(sites["li"], dtype=float),
+            interstitial_sites=None if not sites else np.asarray(sites["interstitial"], dtype=float))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"a structure record lacks or garbles {e}: {sorted(record)}") from None
+
+
 def lammps_cell(cell: np.ndarray) -> np.ndarray:
     """The same cell rotated into LAMMPS's frame: rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)."""
     q, r = np.linalg.qr(np.asarray(cell, dtype=float).T)

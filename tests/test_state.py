@@ -114,7 +114,8 @@ def test_the_paper_cell_runs_end_to_end_through_analysis_and_the_report(tmp_path
     paper = load_study("paper")
     md = dataclasses.replace(paper.md, npt_ps=0.4, equilibration_ps=0.1, production_ps=1.0, dump_interval_ps=0.01,
                              thermo_interval_ps=0.02, restart_interval_ps=0.1, config_interval_ps=0.5)
-    study = dataclasses.replace(paper, potentials=("fumi-tosi",), temperatures_k=(500.0,), seeds=(1,), md=md)
+    study = dataclasses.replace(paper, potentials=("fumi-tosi",), temperatures_k=(500.0,), seeds=(1,), md=md,
+                                analysis=dataclasses.replace(paper.analysis, residence_ps=0.05))  # 1 ps, not 9 ns
     (run,) = render_study(study, tmp_path)
     data = (run / "data.lmp").read_text()
     assert "433 atoms" in data and " xy xz yz" in data

@@ -1,6 +1,8 @@
 """The LiF builder (ASE's rock-salt cells): counts, the interstitial's site, the paper's rhombohedral 433-atom
 cell, sites kept for the analysis, and data files that read back with ASE and LAMMPS."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from inputs.structure import (
     check_separation,
     lammps_cell,
     rocksalt_lif,
+    structure_of,
     with_defect,
     write_lammps_data,
 )
@@ -113,3 +116,17 @@ def test_data_file_reads_back_with_ase(tmp_path, cell):
     d = frac_back - frac
     np.testing.assert_allclose(d - np.round(d), 0, atol=1e-9)  # the same atoms, rotated into LAMMPS's frame
     np.testing.assert_allclose(atoms.get_initial_charges(), [1.0 if e == "Li" else -1.0 for e in s.species])
+
+
+def test_the_structure_record_reads_back_typed():
+    s = with_defect(rocksalt_lif(4.03, 2), "interstitial")
+    r = structure_of(json.loads(json.dumps(s.describe())))  # as structure.json and summary.json keep it
+    assert r.type_order == ("Li", "F") and r.lammps_type("Li") == 1 and r.lammps_type("F") == 2
+    assert r.defect_kind == "interstitial" and r.defect_atom_ids == tuple(s.defect.atom_ids)
+    assert r.formula_units == 32 and r.li_sites.shape == (32, 3) and len(r.interstitial_sites) == 64  # tetrahedral
+    bare = structure_of({"type_order": ["F", "Li"], "defect": {"kind": "none", "atom_ids": []}})
+    assert bare.lammps_type("Li") == 2 and bare.li_sites is None and bare.formula_units is None
+    with pytest.raises(InputError, match="no O"):
+        bare.lammps_type("O")
+    with pytest.raises(InputError, match="type_order"):
+        structure_of({"defect": {}})

@@ -132,7 +132,8 @@ class RunSummary:
 
     Rendering fixes the first block (what the run is); running adds the second (what happened). ``config`` is
     the resolved study (re-read as a typed study by :func:`inputs.study.study_of`), ``structure`` what
-    ``structure.json`` holds (re-read typed by :func:`inputs.structure.structure_of`), ``potential_entry`` the catalog entry; those three are provenance records."""
+    ``structure.json`` holds (re-read typed by :func:`inputs.structure.structure_of`), ``potential_entry`` the
+    catalog entry; those three are provenance records."""
 
     status: Status
     fingerprint: str

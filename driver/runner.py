@@ -80,6 +80,18 @@ def terminate_all() -> int:
     return len(procs)
 
 
+def reported_device(line: str) -> str | None:
+    """Where a model says it computes, from one line of LAMMPS's output: the project's MACE adapter's
+    ``LIF_DIFFUSION_DEVICE`` line (device precision kernels name), or DeePMD-kit's ``load model from: ... to
+    cpu|gpu N``; None for any other line."""
+    if line.startswith(DEVICE_MARK):
+        return line[len(DEVICE_MARK):].strip()
+    m = _DEEPMD_DEVICE.search(line)
+    if m is None:
+        return None
+    return ("cpu" if m.group(1) == "cpu" else f"cuda:{m.group(2)}") + " deepmd-kit"
+
+
 def classify_failure(message: str) -> str:
     """One word for what ended a run: interrupted, non-finite, lost-atoms, neighbor-list, out-of-memory,
     missing-style, input, or lammps-error."""
@@ -252,11 +264,8 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
                     break
             elif line.startswith(DONE_MARK):
                 done = True
-            elif line.startswith(DEVICE_MARK):  # the model says where it computes
-                device = line[len(DEVICE_MARK):].strip() + (f" (CUDA_VISIBLE_DEVICES={gpu})" if gpu else "")
-            elif (m := _DEEPMD_DEVICE.search(line)) is not None:  # DeePMD-kit's own words
-                where = "cpu" if m.group(1) == "cpu" else f"cuda:{m.group(2)}"
-                device = f"{where} deepmd-kit" + (f" (CUDA_VISIBLE_DEVICES={gpu})" if gpu else "")
+            elif (said := reported_device(line)) is not None:
+                device = said + (f" (CUDA_VISIBLE_DEVICES={gpu})" if gpu else "")
         rc = proc.wait()
         if nonfinite:
             return 1, nonfinite, last_step, device

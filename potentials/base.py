@@ -49,6 +49,11 @@ class Compute:
             raise PotentialError(f"precision {self.precision!r} is not float64 or float32")
         object.__setattr__(self, "accelerator", acc)
 
+    @property
+    def kernels(self) -> str:
+        """The MACE kernels, as recorded in ``settings`` and printed by the model: cuequivariance | e3nn."""
+        return "cuequivariance" if self.cuequivariance else "e3nn"
+
     @classmethod
     def of(cls, value: "Compute | str") -> "Compute":
         return value if isinstance(value, Compute) else cls(accelerator=value)  # type: ignore[arg-type]

@@ -167,8 +167,7 @@ def _write_converted(model, head: str | None, compute: Compute, out: Path) -> No
     if compute.accelerator in ("cpu", "cuda"):
         from potentials.mace_mliap import MACEMliapSerial
 
-        kernels = "cuequivariance" if compute.cuequivariance else "e3nn"
-        wrapped = MACEMliapSerial(model, device=compute.accelerator, kernels=kernels, **kwargs)
+        wrapped = MACEMliapSerial(model, device=compute.accelerator, kernels=compute.kernels, **kwargs)
     else:
         from mace.calculators.lammps_mliap_mace import LAMMPS_MLIAP_MACE
 
@@ -206,6 +205,6 @@ def pair_block(entry: PotentialEntry, type_order: tuple[str, ...], compute: Comp
             args=KOKKOS_GPU_ARGS if kokkos else (), kokkos_gpu=kokkos),
         files=(str(path), str(converted)),
         settings={"accelerator": compute.accelerator, "precision": compute.precision,
-                  "kernels": "cuequivariance" if compute.cuequivariance else "e3nn",
+                  "kernels": compute.kernels,
                   "converted": converted.name},
     )

@@ -120,8 +120,7 @@ def deck(block, data: str, steps: int, warmup: int) -> str:
         "thermo 50", f"run {warmup}", f"run {steps}", ""])
 
 
-def lammps_run(workdir: Path, block, atoms_struct, steps: int, warmup: int, env_extra: dict | None = None
-               ) -> subprocess.Popen:
+def lammps_run(workdir: Path, block, atoms_struct, steps: int, warmup: int) -> subprocess.Popen:
     from driver.lammps import find_lammps, lammps_env
     from inputs.structure import write_lammps_data
 
@@ -129,13 +128,8 @@ def lammps_run(workdir: Path, block, atoms_struct, steps: int, warmup: int, env_
     write_lammps_data(atoms_struct, workdir / "data.lmp")
     (workdir / "in.bench").write_text(deck(block, "data.lmp", steps, warmup))
     lmp = find_lammps()
-    env = lammps_env(lmp)
+    env = lammps_env(lmp)  # with the DeePMD plugin built beside this LAMMPS on LAMMPS_PLUGIN_PATH
     env["OMP_NUM_THREADS"] = "1"
-    env.update(env_extra or {})
-    if "PLUGIN" in block.requirements.packages:
-        from driver.session import plugin_dir
-
-        env["LAMMPS_PLUGIN_PATH"] = str(plugin_dir() or "")
     return subprocess.Popen([lmp, "-in", "in.bench", "-log", "log.bench", "-nocite"], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -148,13 +142,9 @@ def performance(proc: subprocess.Popen, workdir: Path, timeout: float = 300.0) -
         out = proc.communicate()[0] + f"\n(killed after {timeout:.0f} s)"
     (workdir / "out.txt").write_text(out)
     found = PERFORMANCE.findall(out)
-    from driver.runner import _DEEPMD_DEVICE
+    from driver.runner import reported_device
 
-    device = next((line.split(None, 1)[1] for line in out.splitlines() if line.startswith("LIF_DIFFUSION_DEVICE")),
-                  None)
-    dp = _DEEPMD_DEVICE.search(out)
-    if device is None and dp:  # DeePMD-kit says where it loaded the model
-        device = "cpu deepmd-kit" if dp.group(1) == "cpu" else f"cuda:{dp.group(2)} deepmd-kit"
+    device = next((d for d in map(reported_device, reversed(out.splitlines())) if d is not None), None)
     if proc.returncode != 0 or not found:
         tail = "\n".join(out.strip().splitlines()[-8:])
         return {"ok": False, "error": f"exit {proc.returncode}: {tail}"}

@@ -17,13 +17,14 @@ Everything else reaches family knowledge through :func:`potentials.catalog.famil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from core.errors import PotentialError
 from core.rundir import Requirements
+from inputs.study import Precision
 
 Accelerator = Literal["cpu", "cuda", "kokkos"]
-Precision = Literal["float64", "float32"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 ACCELERATORS: tuple[str, ...] = ("cpu", "cuda", "kokkos")
 ALIASES = {"gpu": "kokkos"}  # the name the first release used for the KOKKOS route
 
@@ -45,8 +46,8 @@ class Compute:
         acc = ALIASES.get(self.accelerator, self.accelerator)
         if acc not in ACCELERATORS:
             raise PotentialError(f"accelerator {self.accelerator!r} is not one of {ACCELERATORS}")
-        if self.precision not in ("float64", "float32"):
-            raise PotentialError(f"precision {self.precision!r} is not float64 or float32")
+        if self.precision not in PRECISIONS:
+            raise PotentialError(f"precision {self.precision!r} is not {' or '.join(PRECISIONS)}")
         object.__setattr__(self, "accelerator", acc)
 
     @property

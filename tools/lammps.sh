@@ -97,14 +97,14 @@ else
 fi
 fetch_deepmd
 [ "${1:-}" = "--fetch-only" ] && exit 0
+PYBIN=$(dirname "$PY")
+export PATH="$PYBIN:$PATH"  # the environment's cmake, ninja and cython first
 if [ -n "${LIF_DIFFUSION_OFFLINE:-}" ]; then
-  for t in cmake ninja cython; do command -v "$t" >/dev/null || [ -x "$(dirname "$PY")/$t" ] \
+  for t in cmake ninja cython; do command -v "$t" >/dev/null \
     || die "offline: $t is not on PATH (install it, or build with network)"; done
 else
   "$PY" -m pip install -q --disable-pip-version-check "${BUILD_TOOLS[@]}"
 fi
-PYBIN=$(dirname "$PY")
-export PATH="$PYBIN:$PATH"
 # Bump RECIPE when a change to this script changes what it builds (other edits keep the cached build).
 RECIPE=1
 KEY=$( { echo "recipe $RECIPE $ORIG_SHA256 $DP_SHA256"; "$PY" -c 'import torch; print(torch.__version__)'; for d in "${PATCH_DIRS[@]}"; do cat "$d"/*.patch 2>/dev/null || true; done; gcc --version | head -1;

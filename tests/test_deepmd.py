@@ -93,16 +93,14 @@ def test_corrupt_model_is_refused(tmp_path):
         deepmd.pair_block(entry, ("Li", "F"))
 
 
-def test_study_with_classical_mace_and_deepmd_at_two_temperatures(tmp_path, model, monkeypatch):
+def test_study_with_classical_mace_and_deepmd_at_two_temperatures(tmp_path, model, tiny_mace_model, monkeypatch):
     from analysis.study import analyse_study
     from driver.render import render_study
     from driver.runner import run_one
-    from tests.models import tiny_mace
 
-    mace_model = tiny_mace(tmp_path / "tiny.model")
     cat = tmp_path / "catalog.toml"
     cat.write_text(f'[tiny-dp]\nfamily = "deepmd"\nelements = ["Li", "F"]\nmodel = "{model}"\n'
-                   f'[tiny-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{mace_model}"\n')
+                   f'[tiny-mace]\nfamily = "mace"\nelements = ["Li", "F"]\nmodel = "{tiny_mace_model}"\n')
     monkeypatch.setenv("LIF_DIFFUSION_CATALOG", str(cat))
     monkeypatch.setenv("LIF_DIFFUSION_CACHE", str(tmp_path / "cache"))
     study = make_study(**{"potentials": ["fumi-tosi", "tiny-mace", "tiny-dp"], "temperatures_k": [500.0, 700.0],

@@ -12,11 +12,11 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install lammps chromium report run decks finetune sweep test test-fast bench gpu-bundle gpu-check clean help
+.PHONY: install lammps chromium slurm report run decks finetune sweep test test-fast bench gpu-bundle gpu-check clean help
 
 help:
 	@echo "make run T=400    run the default study at T (K) with POTENTIAL=$(POTENTIAL); print D ± σ"
-	@echo "make test         build LAMMPS if needed (make lammps), run the test suite"
+	@echo "make test         build LAMMPS and install SLURM if needed (make lammps, make slurm), run the test suite"
 	@echo "make report DIR=runs/default   HTML report (Arrhenius, D bars, MSD diagnostics, table, provenance)"
 	@echo "make decks        render STUDY=$(STUDY) into runs/ with array job scripts for SITE=$(SITE)"
 	@echo "make bench        benchmarks (ratios against baselines measured in the same run)"
@@ -42,6 +42,10 @@ lammps: $(STAMP)
 chromium: $(STAMP)
 	VENV=$(VENV) bash tools/chromium.sh
 
+# SLURM + MUNGE from Debian packages (as root) for the one-node cluster the tests start (tests/test_slurm.py)
+slurm:
+	bash tools/slurm.sh
+
 # the HTML report of a study directory: make report DIR=runs/default
 DIR ?= runs/$(STUDY)
 report: $(STAMP)
@@ -56,14 +60,17 @@ ACCELERATOR ?= gpu
 decks: $(STAMP)
 	$(PY) -m driver render --study $(STUDY) --accelerator $(ACCELERATOR) --site $(SITE)
 
-finetune: $(STAMP) lammps
+# LAMMPS is built for the steps that run it (selfgen, train, validate, sweep); --help, data, select and list
+# need none, and neither does an empty ARGS (the usage)
+FINETUNE_NO_LAMMPS := $(or $(filter -h --help,$(ARGS)),$(filter data select list,$(firstword $(ARGS))),$(if $(strip $(ARGS)),,usage))
+finetune: $(STAMP) $(if $(FINETUNE_NO_LAMMPS),,lammps)
 	$(PY) -m finetune $(ARGS)
 
 SWEEP ?= inputs/sweeps/paper.toml
 sweep: $(STAMP) lammps
 	$(PY) -m finetune sweep $(SWEEP)
 
-test: $(STAMP) lammps chromium
+test: $(STAMP) lammps chromium slurm
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

@@ -18,13 +18,17 @@
 # through ccache when it is installed. Environment: VENV (default .venv), LIF_DIFFUSION_CACHE, JOBS;
 # LAMMPS_SOURCE=<dir> builds an unpacked (pruned) source tree instead of the archive (the GPU bundle's), and
 # LIF_DIFFUSION_OFFLINE=1 takes cmake, ninja and cython from PATH instead of PyPI (a machine without network).
-# `tools/lammps.sh --fetch-only` only fetches the sources into the cache.
+# `tools/lammps.sh --fetch-only` only fetches the sources into the cache; LAMMPS_ONLY=1 builds LAMMPS without the
+# DeePMD-kit plugin (tools/gpu-check.sh builds that last, when its time budget allows; a later run adds it);
+# LAMMPS_LEAN=1 leaves out the packages MACE and DeePMD do not use (KSPACE, EXTRA-*, MOLECULE: a quarter of the
+# compilation; the classical baseline needs KSPACE), for the GPU check's build.
 set -euo pipefail
 
 VENV=${VENV:-.venv}
 PY=$(cd "$(dirname "$VENV/bin/python")" && pwd)/python
 CACHE=${LIF_DIFFUSION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lif-diffusion}
-JOBS=${JOBS:-$(nproc)}
+# every core of the machine: GNU nproc obeys OMP_NUM_THREADS (the Makefile sets it to 1), nproc --all does not
+JOBS=${JOBS:-$(nproc --all)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 VERSION=20260704
 ORIG="lammps_${VERSION}+dfsg.orig.tar.gz"
@@ -33,6 +37,21 @@ BUILD_TOOLS=("cmake==3.31.10" "ninja==1.13.2" "cython==3.3.1")
 DP_VERSION=3.2.0
 DP_SDIST="deepmd_kit-${DP_VERSION}.tar.gz"
 DP_SHA256=0a3b57d350c2fba26005e9696be1d598d2aea3a76f0fa947d3f63f96220f3530
+
+# run "$@" holding an exclusive lock on file $1: a second build of the same cache key (another checkout, or
+# `make test` beside `make finetune`) waits here for the first and then finds its finished build
+with_lock() {
+  local lock=$1; shift
+  mkdir -p "$(dirname "$lock")"
+  (
+    exec 9>"$lock"
+    if ! flock -n 9; then
+      say "another build holds $lock; waiting for it to finish (its result is then reused)"
+      flock 9
+    fi
+    "$@"
+  )
+}
 
 say() { printf '\033[1m[make lammps]\033[0m %s\n' "$*" >&2; }
 die() { printf '[make lammps] error: %s\n' "$*" >&2; exit 1; }
@@ -79,6 +98,14 @@ CMAKE_FLAGS=(
   -D PKG_KSPACE=ON -D PKG_PLUGIN=ON -D PKG_EXTRA-FIX=ON -D PKG_EXTRA-COMPUTE=ON -D PKG_EXTRA-DUMP=ON
   -D PKG_MOLECULE=ON -D FFT=KISS -D WITH_JPEG=OFF -D WITH_PNG=OFF -D WITH_FFMPEG=OFF
 )
+if [ -n "${LAMMPS_LEAN:-}" ]; then
+  LEAN=()
+  for f in "${CMAKE_FLAGS[@]}"; do
+    case "$f" in PKG_KSPACE=ON|PKG_EXTRA-FIX=ON|PKG_EXTRA-COMPUTE=ON|PKG_EXTRA-DUMP=ON|PKG_MOLECULE=ON) unset 'LEAN[-1]' ;;
+                 *) LEAN+=("$f") ;; esac
+  done
+  CMAKE_FLAGS=("${LEAN[@]}")
+fi
 # KOKKOS (for GPUs): needs an installed Kokkos >= 5.1, built with CUDA and the GPU's architecture
 # (Kokkos_ARCH_HOPPER90 for H100/H200), given as KOKKOS_ROOT; the package registries serve no Kokkos source.
 PATCH_DIRS=("$HERE/patches")
@@ -93,9 +120,9 @@ if [ -n "${LAMMPS_SOURCE:-}" ]; then
   # its identity: every file's checksum (in place of the archive's)
   ORIG_SHA256=$(cd "$LAMMPS_SOURCE" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
 else
-  fetch_source
+  with_lock "$CACHE/src.lock" fetch_source
 fi
-fetch_deepmd
+with_lock "$CACHE/src.lock" fetch_deepmd
 [ "${1:-}" = "--fetch-only" ] && exit 0
 PYBIN=$(dirname "$PY")
 export PATH="$PYBIN:$PATH"  # the environment's cmake, ninja and cython first
@@ -166,8 +193,11 @@ build_deepmd() {
   touch "$dp/.complete"
 }
 
-[ -f "$PREFIX/.complete" ] || build_lammps
-[ -f "$PREFIX/deepmd/.complete" ] || build_deepmd
+build_all() {
+  [ -f "$PREFIX/.complete" ] && say "LAMMPS for key $KEY is already built: reusing $PREFIX" || build_lammps
+  [ -n "${LAMMPS_ONLY:-}" ] || [ -f "$PREFIX/deepmd/.complete" ] || build_deepmd
+}
+with_lock "$CACHE/lammps/$KEY.lock" build_all
 ln -sfn "$PREFIX/bin/lmp" "$VENV/bin/lmp-lif"
 
 # `import lammps` in this environment loads this build (its Python module, with its liblammps.so beside it), ahead
@@ -179,6 +209,7 @@ printf 'import sys; sys.path.insert(0, %s)\n' "'$PREFIX/python'" > "$SITE/lif_di
 "$PY" -c 'from lammps import lammps; assert lammps(cmdargs=["-log", "none", "-screen", "none"]).has_package("PYTHON")' \
   || die "import lammps does not load the LAMMPS just built (see $SITE/lif_diffusion_lammps.pth)"
 
+if [ -n "${LAMMPS_ONLY:-}" ]; then say "ready: $PREFIX/bin/lmp (LAMMPS_ONLY: no DeePMD plugin)"; exit 0; fi
 # dp --pt loads deepmd/lib/libdeepmd_op_pt.so: point it at the one built for this torch (keeping the wheel's). A link,
 # not a copy: when `import lammps` loads pair_style deepmd in a process that has imported deepmd, both ask for the
 # same file, so the dynamic loader maps it once (two copies register every torch op twice and abort)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +86,18 @@ def read_li(run: RunDir, summary: RunSummary) -> Trajectory:
 
 def read_fcom(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(steps, centre of mass (n, 3) in Å) from an ``fcom.txt`` table."""
-    data = np.loadtxt(path, comments="#", ndmin=2)
-    if data.shape[1] != 4:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": refused below
+            data = np.loadtxt(path, comments="#", ndmin=2)
+    except ValueError as e:
+        raise AnalysisError(f"{path}: not a table of step x y z rows ({e})") from None
+    if data.ndim != 2 or data.shape[1] != 4 or len(data) == 0:
         raise AnalysisError(f"{path}: expected rows of step x y z")
+    if not np.isfinite(data).all():
+        raise AnalysisError(f"{path}: a centre-of-mass row is not finite (nan or inf): the run blew up")
+    if np.any(data[:, 0] != np.round(data[:, 0])) or np.any(np.diff(data[:, 0]) <= 0):
+        raise AnalysisError(f"{path}: the steps (first column) must be increasing integers")
     return data[:, 0].astype(np.int64), data[:, 1:]
 
 
@@ -144,16 +154,16 @@ def save(result: RunAnalysis, run: RunDir) -> None:
 def load(run: RunDir, key: dict) -> RunAnalysis | None:
     """The stored analysis if it was made from this trajectory with these settings, else None."""
     try:
-        meta = json.loads(run.analysis_json.read_text())
-        if meta.get("key") != key:
+        meta = json.loads(run.analysis_json.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("key") != key:  # a damaged file is recomputed, never trusted
             return None
         with np.load(run.analysis_npz) as z:
             stats = {name: MsdStats(m["frame_interval_ps"], m["n_walkers"], z[f"{name}_msd"], z[f"{name}_lags"],
                                     z[f"{name}_s_var"]) for name, m in meta["observables"].items()}
-    except (OSError, ValueError, KeyError):
+        return RunAnalysis(str(run), stats, meta["n_li"], meta["n_defects"], meta["events"],
+                           meta["off_site_fraction"], meta["ambiguous_fraction"], key)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return RunAnalysis(str(run), stats, meta["n_li"], meta["n_defects"], meta["events"], meta["off_site_fraction"],
-                       meta["ambiguous_fraction"], key)
 
 
 def run_analysis(run_dir: str | Path, summary: RunSummary | None = None) -> RunAnalysis:

@@ -18,6 +18,7 @@ import gzip
 import logging
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -61,15 +62,58 @@ class Trajectory:
         return replace(self, positions=self.positions[:, idx], atom_ids=want)
 
 
-def open_text(path: Path):
-    """A text file for reading as bytes, decompressed when it is gzip or bzip2 (recognised by content)."""
+class _Lines:
+    """A binary file read line by line whose compressed stream may end early: a gzip or bzip2 file cut off by a
+    crash raises EOFError in the middle of a line; here that is the end of the file (``cut`` is set), so the frames
+    read before it are kept and the incomplete one is dropped, as for a truncated plain file. Corrupt compressed
+    data is an :class:`AnalysisError`."""
+
+    def __init__(self, fh, path: Path):
+        self._fh = fh
+        self._path = path
+        self.cut = False
+
+    def readline(self) -> bytes:
+        if self.cut:
+            return b""
+        try:
+            return self._fh.readline()
+        except EOFError:  # the compressed stream ends before its end marker: a truncated file
+            self.cut = True
+            return b""
+        except (zlib.error, ValueError) as e:
+            raise AnalysisError(f"{self._path}: the compressed data is corrupt ({e})") from None
+        except OSError as e:
+            if e.errno is None:  # gzip.BadGzipFile, bz2's 'Invalid data stream': not the file system's
+                raise AnalysisError(f"{self._path}: the compressed data is corrupt ({e})") from None
+            raise
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+
+
+def open_text(path: Path) -> _Lines:
+    """A text file for reading as bytes line by line, decompressed when it is gzip or bzip2 (recognised by
+    content); a compressed stream cut off early ends the file (see :class:`_Lines`)."""
     with open(path, "rb") as fh:
         magic = fh.read(3)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb")
+        return _Lines(gzip.open(path, "rb"), path)
     if magic == b"BZh":
-        return bz2.open(path, "rb")
-    return open(path, "rb")
+        return _Lines(bz2.open(path, "rb"), path)
+    return _Lines(open(path, "rb"), path)
 
 
 def box_of(header: str, lines: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,73 +165,154 @@ class _Frames:
     truncated: bool
 
 
+class _Truncated(Exception):
+    """The file ends inside a frame (a run killed while writing): the frames before it are kept."""
+
+
+def _complete(line: bytes) -> bytes:
+    """``line`` if it is a whole line; the file ending inside it (or before it) is a truncation."""
+    if not line.endswith(b"\n"):
+        raise _Truncated()
+    return line
+
+
+def _header(fh, path: Path, k: int, line: bytes) -> tuple[int, int, tuple[str, list[bytes]], bytes]:
+    """A frame's header items up to its ``ITEM: ATOMS`` line: (step, number of atoms, box, the ATOMS line). A
+    malformed value is an error naming the frame; the file ending inside the header is a truncation."""
+    step = n = box = None
+    while not line.startswith(b"ITEM: ATOMS"):
+        item = _complete(line).decode(errors="replace").strip()
+        if item.startswith("ITEM: TIMESTEP"):
+            step = _complete(fh.readline())
+        elif item.startswith("ITEM: NUMBER OF ATOMS"):
+            n = _complete(fh.readline())
+        elif item.startswith("ITEM: BOX BOUNDS"):
+            box = (item, [_complete(fh.readline()) for _ in range(3)])
+        elif item.startswith("ITEM:"):  # TIME, UNITS or another item of one line
+            _complete(fh.readline())
+        else:
+            raise AnalysisError(f"{path}: frame {k}: unexpected line {item[:60]!r} in its header (a corrupt or "
+                                "concatenated file?)")
+        line = fh.readline()
+    _complete(line)
+    where = f"{path}: frame {k}"
+    if step is None or n is None or box is None:
+        missing = [name for name, v in (("TIMESTEP", step), ("NUMBER OF ATOMS", n), ("BOX BOUNDS", box)) if v is None]
+        raise AnalysisError(f"{where}: the header has no ITEM: {', '.join(missing)}")
+    try:
+        step_i = int(step)
+    except ValueError:
+        raise AnalysisError(f"{where}: TIMESTEP {step.decode(errors='replace').strip()[:40]!r} is not an "
+                            "integer") from None
+    try:
+        n_i = int(n)
+    except ValueError:
+        raise AnalysisError(f"{where}: NUMBER OF ATOMS {n.decode(errors='replace').strip()[:40]!r} is not an "
+                            "integer") from None
+    if n_i <= 0:
+        raise AnalysisError(f"{where}: NUMBER OF ATOMS is {n_i}; a frame needs at least one atom")
+    return step_i, n_i, box, line
+
+
+def _rows(body: list[bytes], n_columns: int, where: str) -> np.ndarray:
+    """A frame's atom rows as an (n, n_columns) array; a row with another number of values than the header names,
+    or a value that is not a number, is an error naming the row."""
+    try:
+        data = np.array(b" ".join(body).split(), dtype=float)
+    except ValueError:
+        data = None
+    if data is None or data.size != len(body) * n_columns:
+        for r, row in enumerate(body):
+            values = row.split()
+            if len(values) != n_columns:
+                raise AnalysisError(f"{where}: atom row {r + 1} has {len(values)} values, the ITEM: ATOMS line names "
+                                    f"{n_columns} columns")
+            try:
+                [float(v) for v in values]
+            except ValueError:
+                raise AnalysisError(f"{where}: atom row {r + 1} holds a value that is not a number: "
+                                    f"{row.decode(errors='replace').strip()[:80]!r}") from None
+        raise AnalysisError(f"{where}: the atom rows do not parse")  # unreachable: a row above is at fault
+    return data.reshape(len(body), n_columns)
+
+
 def _parse(path: Path) -> _Frames:
-    """Every complete frame of a LAMMPS text dump (see :func:`read_dump`), atoms sorted by id."""
+    """Every complete frame of a LAMMPS text dump (see :func:`read_dump`), atoms sorted by id.
+
+    The contract: every frame has the same set of unique atom ids, each row as many values as its ``ITEM: ATOMS``
+    line names, finite coordinates; a malformed header or row anywhere is an error naming the frame; only the file
+    ending inside a frame (a crash while writing; for gzip/bzip2 the compressed stream ending early) is a
+    truncation, and the whole frames before it are kept."""
     steps: list[int] = []
     frames: list[np.ndarray] = []
     first: tuple | None = None
-    truncated = False
     with open_text(path) as fh:
         line = fh.readline()
         if not line.startswith(b"ITEM:"):
             raise AnalysisError(f"{path} is not a LAMMPS text dump (it does not start with 'ITEM:')")
-        while line:
-            step = n = None
-            box = None
-            while line and not line.startswith(b"ITEM: ATOMS"):  # the frame's header items, in any order
-                if not line.endswith(b"\n"):  # cut off by a crash
-                    line = b""
-                    break
-                item = line.decode(errors="replace").strip()
-                if item.startswith("ITEM: TIMESTEP"):
-                    step = fh.readline()
-                elif item.startswith("ITEM: NUMBER OF ATOMS"):
-                    n = fh.readline()
-                elif item.startswith("ITEM: BOX BOUNDS"):
-                    box = (item, [fh.readline() for _ in range(3)])
-                elif item.startswith("ITEM:"):  # TIME, UNITS or another item of one line
-                    fh.readline()
-                else:
-                    raise AnalysisError(f"{path}: unexpected line {item[:60]!r} in the header of frame {len(steps)}")
-                line = fh.readline()
-            if not line or not line.endswith(b"\n"):
-                truncated = True
-                break
-            try:
-                step_i, n_i = int(step), int(n)
-                origin, cell = box_of(*box)
-            except (TypeError, ValueError):
-                truncated = True  # a header cut off by a crash
-                break
-            columns = line.decode().split()[2:]
-            body = list(islice(fh, n_i))
-            if len(body) < n_i or not body[-1].endswith(b"\n"):
-                truncated = True
-                break
-            data = np.array(b" ".join(body).split(), dtype=float).reshape(n_i, -1)
-            cols = {c: k for k, c in enumerate(columns)}
-            if first is None:
+        try:
+            while line:
+                k = len(steps)
+                step_i, n_i, box, atoms_line = _header(fh, path, k, line)
+                where = f"{path}: frame {k} (step {step_i})"
+                try:
+                    origin, cell = box_of(*box)
+                except ValueError:
+                    raise AnalysisError(f"{where}: BOX BOUNDS are not three lines of numbers") from None
+                if not (np.isfinite(origin).all() and np.isfinite(cell).all()):
+                    raise AnalysisError(f"{where}: the box is not finite")
+                columns = atoms_line.decode(errors="replace").split()[2:]
+                body = list(islice(fh, n_i))
+                for r, row in enumerate(body):
+                    if row.startswith(b"ITEM:"):
+                        raise AnalysisError(f"{where}: NUMBER OF ATOMS is {n_i}, but a new ITEM line follows after "
+                                            f"{r} atom rows (a corrupt header or a file cut and appended)")
+                if len(body) < n_i or not body[-1].endswith(b"\n"):
+                    raise _Truncated()
+                if len(set(columns)) != len(columns) or not columns:
+                    raise AnalysisError(f"{where}: the ITEM: ATOMS line names no columns or a column twice: "
+                                        f"{' '.join(columns)!r}")
+                data = _rows(body, len(columns), where)
+                cols = {c: j for j, c in enumerate(columns)}
                 if "id" not in cols:
                     raise AnalysisError(f"{path} has no 'id' column; atoms cannot be followed between frames")
-                order = np.argsort(data[:, cols["id"]])
-                ids = data[order, cols["id"]].astype(np.int64)
-                types = data[order, cols["type"]].astype(np.int64) if "type" in cols else np.zeros(n_i, np.int64)
-                first = (n_i, columns, origin, cell, ids, types)
-            elif n_i != first[0]:
-                raise AnalysisError(f"{path}: frame {len(steps)} (step {step_i}) has {n_i} atoms, the first frame "
-                                    f"{first[0]}; diffusion needs the same atoms in every frame (dump a fixed "
-                                    "group, not a region or a variable-size group)")
-            else:
-                order = np.argsort(data[:, cols["id"]])
-            try:
-                frames.append(unwrapped(cols, data[order], origin, cell))
-            except KeyError:
-                raise AnalysisError(
-                    f"{path} has no unwrapped coordinates (columns: {' '.join(columns) or 'none'}); diffusion needs xu "
-                    "yu zu (or xsu ysu zsu, or x y z with ix iy iz): write the dump with 'dump ID GROUP custom N FILE "
-                    "id type xu yu zu'") from None
-            steps.append(step_i)
-            line = fh.readline()
+                raw_ids = data[:, cols["id"]]
+                if not np.all(np.isfinite(raw_ids)) or np.any(raw_ids != np.round(raw_ids)):
+                    raise AnalysisError(f"{where}: atom ids must be integers")
+                order = np.argsort(raw_ids, kind="stable")
+                ids = raw_ids[order].astype(np.int64)
+                if np.any(np.diff(ids) == 0):
+                    dup = int(ids[np.argmax(np.diff(ids) == 0)])
+                    raise AnalysisError(f"{where}: atom id {dup} appears more than once; each atom must have one row")
+                if first is None:
+                    types = data[order, cols["type"]].astype(np.int64) if "type" in cols else np.zeros(n_i, np.int64)
+                    first = (n_i, columns, origin, cell, ids, types)
+                elif n_i != first[0]:
+                    raise AnalysisError(f"{where} has {n_i} atoms, the first frame {first[0]}; diffusion needs the "
+                                        "same atoms in every frame (dump a fixed group, not a region or a "
+                                        "variable-size group)")
+                elif not np.array_equal(ids, first[4]):
+                    other = np.setdiff1d(ids, first[4])
+                    raise AnalysisError(f"{where} has other atoms than the first frame (ids {other[:5].tolist()} are "
+                                        "new); diffusion needs the same atoms in every frame (dump a fixed group)")
+                try:
+                    pos = unwrapped(cols, data[order], origin, cell)
+                except KeyError:
+                    raise AnalysisError(
+                        f"{path} has no unwrapped coordinates (columns: {' '.join(columns) or 'none'}); diffusion "
+                        "needs xu yu zu (or xsu ysu zsu, or x y z with ix iy iz): write the dump with 'dump ID "
+                        "GROUP custom N FILE id type xu yu zu'") from None
+                if not np.isfinite(pos).all():
+                    bad = int(ids[np.argmax(~np.isfinite(pos).all(axis=1))])
+                    raise AnalysisError(f"{where}: atom {bad} has a coordinate that is not finite (nan or inf): the "
+                                        "run blew up; analyse the frames before it, or rerun with a smaller timestep")
+                frames.append(pos)
+                steps.append(step_i)
+                line = fh.readline()
+            truncated = False
+        except _Truncated:
+            truncated = True
+        truncated = truncated or fh.cut
     if first is None:
         raise AnalysisError(f"{path} is not a LAMMPS text dump (no complete frame)")
     n_atoms, columns, origin, cell, ids, types = first
@@ -293,29 +418,83 @@ class DCDHeader:
 
 
 def dcd_header(path: str | Path) -> DCDHeader:
-    """The header of a CHARMM/LAMMPS DCD file (Fortran records), read with numpy: no MDAnalysis import."""
+    """The header of a CHARMM/LAMMPS DCD file (Fortran records), read with numpy: no MDAnalysis import. Every
+    record's length markers are checked, so a file cut inside its header or with a corrupt record length is an
+    error, never an array read from the wrong place."""
     path = Path(path)
     with open(path, "rb") as fh:
         raw = fh.read(4096)
+
+    def word(at: int, kind: str = "i4") -> int:
+        if at + 4 > len(raw):
+            raise AnalysisError(f"{path}: the DCD header is cut off ({len(raw)} bytes)")
+        return int(np.frombuffer(raw[at:at + 4], dtype=f"{endian}{kind}")[0])
+
     for endian in ("<", ">"):
-        if len(raw) >= 4 and np.frombuffer(raw[:4], dtype=f"{endian}i4")[0] == 84 and raw[4:8] == b"CORD":
+        if len(raw) >= 8 and np.frombuffer(raw[:4], dtype=f"{endian}i4")[0] == 84 and raw[4:8] == b"CORD":
             break
     else:
         raise AnalysisError(f"{path}: not a DCD file (no CORD header)")
+    if len(raw) < 104:
+        raise AnalysisError(f"{path}: the DCD header is cut off ({len(raw)} bytes)")
+    if word(88) != 84:
+        raise AnalysisError(f"{path}: corrupt DCD header (first record's end marker {word(88)}, expected 84)")
     icntrl = np.frombuffer(raw[8:88], dtype=f"{endian}i4")
     charmm = icntrl[19] != 0
     has_cell = bool(charmm and icntrl[10] == 1)
     pos = 92  # 4 + 4 + 80 + 4: first record with its markers
-    title_len = int(np.frombuffer(raw[pos:pos + 4], dtype=f"{endian}i4")[0])
+    title_len = word(pos)
+    if title_len < 4 or (title_len - 4) % 80 or pos + 4 + title_len + 4 + 12 > len(raw):
+        raise AnalysisError(f"{path}: corrupt DCD header (title record of {title_len} bytes)")
+    if word(pos + 4 + title_len) != title_len:
+        raise AnalysisError(f"{path}: corrupt DCD header (title record's markers differ)")
     pos += 4 + title_len + 4
-    natoms = int(np.frombuffer(raw[pos + 4:pos + 8], dtype=f"{endian}i4")[0])
+    if word(pos) != 4 or word(pos + 8) != 4:
+        raise AnalysisError(f"{path}: corrupt DCD header (atom-count record of {word(pos)} bytes, expected 4)")
+    natoms = word(pos + 4)
     pos += 12
+    if natoms <= 0:
+        raise AnalysisError(f"{path}: DCD header says {natoms} atoms")
     if charmm and icntrl[8] != 0:
         raise AnalysisError(f"{path}: DCD with fixed atoms is not supported")
     frame_bytes = (56 if has_cell else 0) + 3 * (8 + 4 * natoms)
     size = path.stat().st_size
-    return DCDHeader(natoms, int(icntrl[1]), int(icntrl[2]), max(0, (size - pos) // frame_bytes), pos, frame_bytes,
-                     has_cell, endian)
+    n_frames = max(0, (size - pos) // frame_bytes)
+    if n_frames:  # the first frame's record markers: the cell (48 bytes) and X (4 natoms bytes)
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            head = fh.read(64)
+        first = np.frombuffer(head[:4], dtype=f"{endian}i4")[0]
+        want = 48 if has_cell else 4 * natoms
+        if first != want:
+            raise AnalysisError(f"{path}: corrupt DCD (first frame's record of {int(first)} bytes, expected {want})")
+    return DCDHeader(natoms, int(icntrl[1]), int(icntrl[2]), n_frames, pos, frame_bytes, has_cell, endian)
+
+
+def _check_records(path: Path, h: DCDHeader) -> None:
+    """Every frame's record markers (cell, X, Y, Z) as the header implies: a corrupt record length anywhere is an
+    error naming the frame, not coordinates read from the wrong bytes."""
+    mm = np.memmap(path, dtype=f"{h.endian}i4", mode="r", offset=h.header_bytes, shape=(h.n_frames, h.frame_bytes // 4))
+    try:
+        columns, want = [], []
+        at = 0
+        if h.has_cell:
+            columns += [0, 13]
+            want += [48, 48]
+            at = 14
+        for _ in range(3):
+            columns += [at, at + h.natoms + 1]
+            want += [4 * h.natoms] * 2
+            at += h.natoms + 2
+        for lo in range(0, h.n_frames, 100_000):  # bounded memory
+            block = np.asarray(mm[lo:lo + 100_000][:, columns])
+            bad = np.any(block != np.asarray(want), axis=1)
+            if bad.any():
+                k = lo + int(np.argmax(bad))
+                raise AnalysisError(f"{path}: corrupt DCD: frame {k}'s record lengths are not those of {h.natoms} "
+                                    "atoms (a damaged or concatenated file)")
+    finally:
+        del mm
 
 
 def read_dcd(path: str | Path, timestep_fs: float, indices: np.ndarray | None = None,
@@ -339,6 +518,7 @@ def read_dcd(path: str | Path, timestep_fs: float, indices: np.ndarray | None = 
         raise AnalysisError(f"no atoms selected from {path}")
     if idx.min() < 0 or idx.max() >= h.natoms:
         raise AnalysisError(f"{path} holds {h.natoms} atoms; cannot select index {int(idx.max())}")
+    _check_records(path, h)
     words = h.frame_bytes // 4
     mm = np.memmap(path, dtype=f"{h.endian}f4", mode="r", offset=h.header_bytes, shape=(h.n_frames, words))
     first = 14 if h.has_cell else 0  # 56 bytes of unit cell record, then X, Y, Z records (marker, data, marker)
@@ -349,6 +529,10 @@ def read_dcd(path: str | Path, timestep_fs: float, indices: np.ndarray | None = 
         block = mm[:, start:start + h.natoms]
         pos[:, :, k] = block[:, idx[0]:idx[-1] + 1] if contiguous else block[:, idx]
     del mm
+    if not np.isfinite(pos).all():
+        k = int(np.argmax(~np.isfinite(pos).all(axis=(1, 2))))
+        raise AnalysisError(f"{path}: frame {k} has a coordinate that is not finite (nan or inf): the run blew up; "
+                            "analyse the frames before it, or rerun with a smaller timestep")
     cell = dcd_cell(path, h) if h.has_cell else None
     if cell is not None:
         check_unwrapped(pos, cell, path)

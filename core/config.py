@@ -1,12 +1,13 @@
 """Typed configuration from TOML (and JSON): one strict loader for every input file of the project.
 
 A configuration is a frozen dataclass; :func:`from_dict` builds it from a parsed table. The dataclass's own type
-annotations are the schema: ``float`` takes integers and floats (not booleans), ``int`` whole numbers, ``bool``
-only ``true``/``false``, a ``Literal[...]`` only its values (the error lists them), ``tuple[X, ...]`` a list of X,
-``tuple[X, Y]`` a list of exactly two, a nested dataclass a table, ``dict[str, X]`` a table of X, ``X | None`` an X
-or a missing key. Unknown keys are refused, a missing key without a default is refused, and every error names the
-file and the field (``study.toml: md.timestep_fs: expected a number, got 'one'``). Fields whose metadata has
-``from_file=False`` (for example where the record came from) are not read from the file.
+annotations are the schema: ``float`` takes finite integers and floats (not booleans, not nan or inf), ``int``
+whole numbers, ``bool`` only ``true``/``false``, a ``Literal[...]`` only its values (the error lists them),
+``tuple[X, ...]`` a list of X, ``tuple[X, Y]`` a list of exactly two, a ``Name`` a string that passes the rule of
+:mod:`core.names`, a nested dataclass a table, ``dict[str, X]`` a table of X, ``X | None`` an X or a missing key.
+Unknown keys are refused, a missing key without a default is refused, and every error names the file and the field
+(``study.toml: md.timestep_fs: expected a number, got 'one'``). Fields whose metadata has ``from_file=False`` (for
+example where the record came from) are not read from the file.
 
 Built-in files: a name such as ``default`` is looked up in a package's folder (``inputs/studies/default.toml``);
 anything else is a path.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -24,8 +26,13 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from core.errors import InputError
+from core.names import RULE, name_problem
 
 T = TypeVar("T")
+
+
+class Name(str):
+    """A field type: a string that names a directory, a job or a label (see :mod:`core.names`), checked at load."""
 
 
 def fail(source: str, where: str, message: str) -> InputError:
@@ -98,6 +105,8 @@ def convert(hint: Any, value: Any, source: str, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise fail(source, where, f"expected a number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf; no physical input is either
+            raise fail(source, where, f"must be a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -106,6 +115,11 @@ def convert(hint: Any, value: Any, source: str, where: str) -> Any:
     if hint is bool:
         if not isinstance(value, bool):
             raise fail(source, where, f"expected true or false, got {value!r}")
+        return value
+    if hint is Name:
+        problem = name_problem(value)
+        if problem:
+            raise fail(source, where, f"{value!r} {problem}; {RULE}")
         return value
     if hint is str:
         if not isinstance(value, str):
@@ -149,6 +163,8 @@ def builtin_names(package: str) -> list[str]:
 
 def builtin_toml(name_or_path: str | Path, package: str, what: str) -> Path:
     """``name_or_path`` as a file: a built-in ``<package>/<name>.toml`` by name, otherwise the path itself."""
+    if "\0" in str(name_or_path):
+        raise InputError(f"{what} {str(name_or_path)!r}: a file name cannot contain a NUL character")
     path = Path(name_or_path)
     if path.suffix != ".toml" and not path.exists():
         names = builtin_names(package)
@@ -161,11 +177,13 @@ def builtin_toml(name_or_path: str | Path, package: str, what: str) -> Path:
 
 def read_toml(path: str | Path, what: str) -> dict:
     """A TOML input file as a dict; one clear error for a missing or malformed file."""
+    if "\0" in str(path):
+        raise InputError(f"{what} file {str(path)!r}: a file name cannot contain a NUL character")
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{what} file {path} does not exist")
+        raise InputError(f"{what} file {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:

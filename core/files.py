@@ -5,9 +5,12 @@ project's cache directory. Every file that must not be seen half-written goes th
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -69,3 +72,22 @@ def cache_dir() -> Path:
     if root:
         return Path(root)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lif-diffusion"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every non-finite float (nan, inf) as None: JSON has no NaN, and a bare ``NaN`` makes a
+    file no strict reader accepts."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
+        return jsonable(value.item())  # numpy scalars
+    return value
+
+
+def json_dumps(value: Any, **kwargs: Any) -> str:
+    """Strict JSON (``allow_nan=False``) of ``value``, non-finite numbers written as null."""
+    return json.dumps(jsonable(value), allow_nan=False, **kwargs)

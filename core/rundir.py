@@ -202,6 +202,12 @@ def git_revision() -> str | None:
     return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def temperature_label(t: float) -> str:
+    """The directory of a temperature: ``T400K``, ``T412.5K`` (6 significant digits; a study refuses two
+    temperatures that share one)."""
+    return f"T{int(t)}K" if float(t).is_integer() else f"T{t:g}K"
+
+
 def trajectory_name(fmt: str) -> str:
     """The merged Li trajectory of a finished run: ``traj.dump`` (text) or ``traj.dcd``."""
     return f"{TRAJECTORY_PREFIX}.{DUMP_SUFFIX[fmt]}"
@@ -298,9 +304,12 @@ class RunDir:
     def read(self) -> RunSummary:
         path = self.summary_file
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"{self.path} is not a run directory (no {SUMMARY})") from None
+        except UnicodeDecodeError as e:
+            raise InputError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): a damaged summary; render "
+                             "the run again") from None
         except json.JSONDecodeError as e:
             raise InputError(f"{path} is not valid JSON: {e}") from None
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:

@@ -101,13 +101,27 @@ def cmd_validate(a) -> int:
 
 
 def cmd_list(a) -> int:
-    from finetune.registry import catalog_dir, provenance
+    from core.errors import LifDiffusionError
+    from finetune.registry import catalog_dir, is_registered, provenance
+    from potentials.catalog import read_catalog_file
 
     rows = sorted(catalog_dir().glob("*.toml"))
     if not rows:
         print(f"no trained models registered (in {catalog_dir()})")
     for p in rows:
-        prov = provenance(p.stem)
+        try:
+            entries = read_catalog_file(p)
+            problems = [e.problem for e in entries.values() if e.problem]
+            if p.stem not in entries:
+                problems.append(f"{p} has no entry [{p.stem}]")
+            elif not is_registered(p.stem):
+                problems.append("its model directory is missing")
+            prov = provenance(p.stem)
+        except (LifDiffusionError, ValueError, OSError) as e:  # ValueError: a provenance.json that is not JSON
+            problems, prov = [str(e)], {}
+        if problems:
+            print(f"{p.stem:24s} BROKEN: {'; '.join(problems)}")
+            continue
         f = prov.get("validation", {}).get("forces_mev_per_a", {}).get("rmse")
         print(f"{p.stem:24s} {prov.get('strategy', '?'):9s} N={prov.get('n_train', '?'):<5} "
               f"seed={prov.get('seed', '?'):<3} force RMSE {f if f is None else round(f, 1)} meV/Å")

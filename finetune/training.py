@@ -148,12 +148,12 @@ def mace_flags(hp: dict) -> list[str]:
 
 def foundation_path(spec: str) -> Path:
     """A foundation MACE model: a catalog name of the mace family (downloaded and checked by its entry) or a path."""
-    from potentials.catalog import load_catalog
+    from potentials.catalog import get_entry, load_catalog
     from potentials.mace import model_file
 
     catalog = load_catalog()
     if spec in catalog:
-        entry = catalog[spec]
+        entry = get_entry(spec)  # a malformed entry is refused with what is wrong
         if entry.family != "mace":
             raise InputError(f"foundation model {spec!r} is a {entry.family} potential, not a MACE model")
         return model_file(entry)

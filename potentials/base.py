@@ -5,8 +5,10 @@ A family is a module registered in :data:`potentials.catalog.FAMILIES` with:
 - ``pair_block(entry, type_order, compute: Compute) -> PairBlock`` — the deck's interaction lines and what LAMMPS
   must have to run them, for the way the study computes (accelerator, precision, kernels);
 - ``NEEDS_GPU: bool`` — whether its runs go to GPU nodes on a cluster;
-- ``PARAMS: frozenset[str]`` — the catalog keys of its entries besides the common ones
-  (:data:`potentials.catalog.COMMON_KEYS`); an entry with another key is refused when it is used;
+- ``PARAMS: dict[str, type]`` — the catalog keys of its entries besides the common ones
+  (:data:`potentials.catalog.COMMON_KEYS`) with their types (as :mod:`core.config` reads them: ``float``,
+  ``str``, ``dict[str, float]`` ...); an entry with another key, or a value of another type, is refused when it
+  is used, naming the catalog file, the entry and the key;
 - ``model_file(entry) -> Path | None`` — the model file an entry names (``None``: no model file);
 - ``ase_calculator(entry, device="cpu") -> ase.Calculator`` — the family's own calculator, independent of
   LAMMPS (validation, parity checks); raises :class:`~core.errors.PotentialError` where there is none.

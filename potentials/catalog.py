@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -17,8 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from core.errors import ModelMissingError, PotentialError
+from core.config import convert
+from core.errors import InputError, ModelMissingError, PotentialError
 from core.files import cache_dir
+from core.names import RULE, name_problem
 from potentials.base import Compute, PairBlock
 
 #: family -> module implementing it (see potentials.base). Add a family by adding a line here.
@@ -35,6 +38,10 @@ COMMON_KEYS = frozenset({"family", "description", "source", "elements", "paper_e
 
 @dataclass(frozen=True)
 class PotentialEntry:
+    """A catalog entry. ``problem`` says what is wrong with an entry that cannot be used (a malformed table, a
+    value of the wrong type): it is refused with that message where it is used, while the other entries of the
+    same catalog stay usable."""
+
     name: str
     family: str
     description: str
@@ -42,6 +49,7 @@ class PotentialEntry:
     elements: tuple[str, ...]
     params: dict[str, Any]
     catalog: str
+    problem: str | None = None
 
     def record(self) -> dict[str, Any]:
         """The entry as the run summary keeps it (provenance)."""
@@ -59,19 +67,51 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
-def _read(path: Path) -> dict[str, PotentialEntry]:
+#: chemical element symbols (a catalog's ``elements`` must name real ones)
+_SYMBOL = re.compile(r"^[A-Z][a-z]?$")
+
+
+def _entry(name: str, t: Any, path: Path) -> PotentialEntry:
+    """One catalog table as an entry; what is wrong with it goes into ``problem`` (see :class:`PotentialEntry`)."""
+    where = f"{path}: [{name}]"
+    problem = name_problem(name)
+    if problem:
+        return PotentialEntry(name, "", "", "", (), {}, str(path), f"{where}: the name {problem}; {RULE}")
+    if not isinstance(t, dict) or "family" not in t or "elements" not in t:
+        return PotentialEntry(name, "", "", "", (), {}, str(path),
+                              f"{where} needs at least 'family' and 'elements' (a table of keys)")
+    family_name, elements = t["family"], t["elements"]
+    if not isinstance(family_name, str):
+        problem = f"family: expected a string, got {family_name!r}"
+    elif not isinstance(elements, list) or not elements or not all(isinstance(e, str) and _SYMBOL.match(e)
+                                                                    for e in elements):
+        problem = f"elements: expected a list of element symbols (e.g. [\"Li\", \"F\"]), got {elements!r}"
+    elif len(set(elements)) != len(elements):
+        problem = f"elements: {elements!r} names an element twice"
+    else:
+        for key in ("description", "source"):
+            if not isinstance(t.get(key, ""), str):
+                problem = f"{key}: expected a string, got {t[key]!r}"
+        if not isinstance(t.get("paper_ea_ev", 0.0), (int, float)) or isinstance(t.get("paper_ea_ev"), bool):
+            problem = f"paper_ea_ev: expected a number, got {t['paper_ea_ev']!r}"
+    params = {k: v for k, v in t.items() if k not in ("family", "description", "source", "elements")}
+    return PotentialEntry(name, family_name if isinstance(family_name, str) else "", str(t.get("description", "")),
+                          str(t.get("source", "")), tuple(elements) if isinstance(elements, list) else (), params,
+                          str(path), f"{where}: {problem}" if problem else None)
+
+
+def read_catalog_file(path: Path) -> dict[str, PotentialEntry]:
+    """The entries of one catalog file; an unreadable file is a :class:`PotentialError`, a malformed entry an
+    entry with a ``problem``."""
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise PotentialError(f"cannot read potential catalog {path}: {e}") from None
-    out = {}
-    for name, t in data.items():
-        if not isinstance(t, dict) or "family" not in t or "elements" not in t:
-            raise PotentialError(f"{path}: entry [{name}] needs at least 'family' and 'elements'")
-        params = {k: v for k, v in t.items() if k not in ("family", "description", "source", "elements")}
-        out[name] = PotentialEntry(name, t["family"], t.get("description", ""), t.get("source", ""),
-                                   tuple(t["elements"]), params, str(path))
-    return out
+    return {name: _entry(name, t, path) for name, t in data.items()}
+
+
+def _read(path: Path) -> dict[str, PotentialEntry]:
+    return read_catalog_file(path)
 
 
 def load_catalog() -> dict[str, PotentialEntry]:
@@ -88,7 +128,10 @@ def get_entry(name: str) -> PotentialEntry:
     catalog = load_catalog()
     if name not in catalog:
         raise PotentialError(f"unknown potential {name!r}; the catalog has {', '.join(sorted(catalog))}")
-    return catalog[name]
+    entry = catalog[name]
+    if entry.problem:
+        raise PotentialError(f"potential {name!r} cannot be used: {entry.problem}")
+    return entry
 
 
 def family(name: str) -> ModuleType:
@@ -105,11 +148,19 @@ def family_of(entry: PotentialEntry) -> ModuleType:
     if entry.family not in FAMILIES:
         raise PotentialError(f"potential {entry.name!r} has family {entry.family!r}, which this build does not "
                              f"support; supported families: {', '.join(FAMILIES)}")
+    if entry.problem:
+        raise PotentialError(f"potential {entry.name!r} cannot be used: {entry.problem}")
     module = family(entry.family)
-    unknown = sorted(set(entry.params) - COMMON_KEYS - module.PARAMS)
+    unknown = sorted(set(entry.params) - COMMON_KEYS - set(module.PARAMS))
     if unknown:
         raise PotentialError(f"{entry.catalog}: [{entry.name}] has unknown key(s) {', '.join(unknown)}; a "
-                             f"{entry.family} entry takes {', '.join(sorted(module.PARAMS | COMMON_KEYS))}")
+                             f"{entry.family} entry takes {', '.join(sorted(set(module.PARAMS) | COMMON_KEYS))}")
+    for key, hint in module.PARAMS.items():  # each value of the type the family reads
+        if key in entry.params:
+            try:
+                convert(hint, entry.params[key], f"{entry.catalog}: [{entry.name}]", key)
+            except InputError as e:
+                raise PotentialError(str(e)) from None
     return module
 
 

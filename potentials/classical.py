@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 KSPACE_STYLES = ("ewald", "pppm")
 NEEDS_GPU = False
-PARAMS = frozenset({"cutoff_angstrom", "kspace_style", "kspace_accuracy", "pairs", "charges"})
+#: the catalog keys of a classical entry and their types (checked when the entry is used: potentials.catalog)
+PARAMS: dict[str, object] = {"cutoff_angstrom": float, "kspace_style": str, "kspace_accuracy": float,
+                             "pairs": dict[str, tuple[float, ...]], "charges": dict[str, float]}
 
 
 def model_file(entry: "PotentialEntry") -> Path | None:

@@ -21,7 +21,7 @@ from potentials.catalog import PotentialEntry, catalog_model_path
 
 SUFFIXES = (".pth", ".pb")
 NEEDS_GPU = True
-PARAMS = frozenset({"model"})
+PARAMS: dict[str, object] = {"model": str}
 
 
 def model_file(entry: PotentialEntry) -> Path:

@@ -45,7 +45,7 @@ from potentials.base import Compute, PairBlock
 from potentials.catalog import PotentialEntry, catalog_model_path, models_dir
 
 NEEDS_GPU = True
-PARAMS = frozenset({"model", "url", "sha256", "foundation", "head"})
+PARAMS: dict[str, object] = {"model": str, "url": str, "sha256": str, "foundation": str, "head": str}
 KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,14 +158,16 @@ def write_fake_run(root: Path, potential: str, t: float, seed: int, positions: n
     d = root / potential / f"T{t:g}K" / f"seed{seed}"
     d.mkdir(parents=True)
     n_frames, n_atoms, _ = positions.shape
+    every = max(1, math.ceil(dt_ps * 1000.0 / 10.0 - 1e-9))  # MD steps between frames: timesteps of <= 10 fs
+    timestep_fs = dt_ps * 1000.0 / every
     with open(d / "traj.dump", "w") as fh:
         for k in range(n_frames):
-            fh.write(f"ITEM: TIMESTEP\n{k}\nITEM: NUMBER OF ATOMS\n{n_atoms}\nITEM: BOX BOUNDS pp pp pp\n"
+            fh.write(f"ITEM: TIMESTEP\n{k * every}\nITEM: NUMBER OF ATOMS\n{n_atoms}\nITEM: BOX BOUNDS pp pp pp\n"
                      "0 20\n0 20\n0 20\nITEM: ATOMS id type xu yu zu\n")
             for i, (x, y, z) in enumerate(positions[k], start=1):
                 fh.write(f"{i} 1 {x:.8f} {y:.8f} {z:.8f}\n")
     study = make_study(**{"name": root.name, "potentials": [potential], "temperatures_k": [t], "seeds": [seed],
-                          "md.timestep_fs": dt_ps * 1000.0, "md.equilibration_ps": 0.0,
+                          "md.timestep_fs": timestep_fs, "md.equilibration_ps": 0.0,
                           "md.production_ps": dt_ps * (n_frames - 1), "md.dump_interval_ps": dt_ps,
                           "md.thermo_interval_ps": dt_ps, "md.restart_interval_ps": dt_ps,
                           "analysis.window_ps": None, "analysis.residence_ps": dt_ps, **study_changes})
@@ -178,14 +181,16 @@ def write_fake_run(root: Path, potential: str, t: float, seed: int, positions: n
     summary = RunSummary(
         status="finished", fingerprint="fake", created="2026-01-01T00:00:00+00:00", study=study.name,
         study_source="test.toml", potential=potential, family=entry.family if entry else "mace",
-        temperature_k=t, seed=seed, timestep_fs=dt_ps * 1000.0, stages=Stages(0, 0, n_frames - 1), dump_format="text",
+        temperature_k=t, seed=seed, timestep_fs=timestep_fs, stages=Stages(0, 0, (n_frames - 1) * every),
+        dump_format="text",
         config=study_config(study),
         structure=structure or {"type_order": ["Li", "F"], "defect": {"kind": "none", "atom_ids": []}},
         potential_entry=entry.record() if entry else {"name": potential, "params": {}},
         requirements=Requirements(),
         inputs={"in.lammps": {"sha256": "0" * 64}, "data.lmp": {"sha256": "1" * 64}},
         versions={"lif-diffusion": "test"}, wall_s=1.0, segments=1,
-        outputs=Outputs("traj.dump", "text", n_frames, 0, n_frames - 1, "final.restart", ("log.0.lammps",)),
+        outputs=Outputs("traj.dump", "text", n_frames, 0, (n_frames - 1) * every, "final.restart",
+                        ("log.0.lammps",)),
         state=state)
     RunDir(d).write(summary)
     return d

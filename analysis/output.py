@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from analysis.arrhenius import ArrheniusFit
+from analysis.arrhenius import ArrheniusFit, expansion_parts
 from analysis.diffusion import Diffusivity
 from core import plotting
-from core.files import atomic_write_text
+from core.files import atomic_write_text, json_dumps
 from core.units import UNITS
 
 #: per observable: D, its 1σ error, 95 % interval, degrees of freedom, and D with the window's start halved/doubled
@@ -26,7 +25,8 @@ DIFFUSIVITY_COLUMNS = (
     "events", "fit_start_ps", "fit_end_ps",
     *(f"d_{o}_{k}" for o in ("li", "defect", "collective") for k in _D),
     "per_defect_d_cm2_s", "per_defect_d_stderr_cm2_s", "collective_d_per_li_cm2_s",
-    "collective_d_per_li_stderr_cm2_s", "haven_ratio", "haven_ratio_stderr",
+    "collective_d_per_li_stderr_cm2_s", "haven_ratio", "haven_ratio_stderr", "haven_ratio_defect",
+    "haven_ratio_defect_stderr", "undetermined", "series", "ensemble", "d_replicas_cm2_s",
     "n_li", "n_defects", "n_replicas", "simulated_ps", "off_site_fraction",
     "lattice_constant_angstrom", "lattice_constant_stderr_angstrom", "pressure_bar", "pressure_stderr_bar",
     "target_pressure_bar")
@@ -60,12 +60,16 @@ def diffusivity_rows(results, observable: str) -> list[dict]:
                         f"d_{name}_double_start_cm2_s": e.d_double_start_cm2_s, "simulated_ps": e.simulated_ps}
         chosen = r.point(observable)
         if chosen is not None:
-            row |= {"d_cm2_s": chosen.d_cm2_s, "d_stderr_cm2_s": chosen.d_stderr_cm2_s, "n_samples": chosen.n_samples}
+            row |= {"d_cm2_s": chosen.d_cm2_s, "d_stderr_cm2_s": chosen.d_stderr_cm2_s, "n_samples": chosen.n_samples,
+                    # each replica's own D over the window (the pooled D should lie within its σ of their mean)
+                    "d_replicas_cm2_s": " ".join(f"{v:.6g}" for v in r.estimates[observable].d_replicas_cm2_s)}
         for key, v in (("per_defect_d", r.per_defect_d), ("collective_d_per_li", r.collective_d),
-                       ("haven_ratio", r.haven_ratio)):
+                       ("haven_ratio", r.haven_ratio), ("haven_ratio_defect", r.haven_ratio_defect)):
             if v is not None:
-                unit = "" if key == "haven_ratio" else "_cm2_s"
+                unit = "" if key.startswith("haven_ratio") else "_cm2_s"
                 row |= {f"{key}{unit}": v.value, f"{key}_stderr{unit}": v.stderr}
+        # a value whose 1σ is as large as itself is named here: it is only bounded, not determined
+        row |= {"undetermined": " ".join(r.undetermined), "series": r.series, "ensemble": r.ensemble}
         if r.conditions is not None:
             row |= asdict(r.conditions)
         rows.append(row)
@@ -77,28 +81,42 @@ def write_diffusivity_table(results, path: Path, observable: str) -> Path:
     return atomic_write_text(Path(path), _csv(diffusivity_rows(results, observable), DIFFUSIVITY_COLUMNS))
 
 
-FIT_COLUMNS = ("potential", "ea_ev", "ea_stderr_ev", "ea_ci95_low_ev", "ea_ci95_high_ev", "dof", "d0_cm2_s",
+FIT_COLUMNS = ("potential", "ensemble", "lattice_constants_angstrom", "ea_ev", "ea_stderr_ev", "ea_ci95_low_ev",
+               "ea_ci95_high_ev", "dof", "d0_cm2_s",
                "d0_stderr_cm2_s", "cov_ln_d0_ea", "chi2_reduced", "widened", "n_points", "temperatures_k",
-               "weighted", "excluded")
+               "weighted", "excluded", "undetermined_temperatures_k")
 
 
 def write_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], out_dir: Path,
-                    plot: bool = True, excluded: dict | None = None) -> list[Path]:
+                    plot: bool = True, excluded: dict | None = None, ensembles: dict | None = None) -> list[Path]:
     """arrhenius.csv, arrhenius.json and (``plot``) arrhenius.png; ``excluded``: the states left out of each
-    potential's fit, with why (listed in the tables)."""
+    potential's fit, with why (listed in the tables); ``ensembles``: per series its ensemble, what its Ea means
+    and its a(T) (:meth:`analysis.study.StudyAnalysis.ensembles`), stamped beside each Ea, and the expansion part
+    where a potential has both ladders."""
     out_dir = Path(out_dir)
     excluded = excluded or {}
+    ensembles = ensembles or {}
+    # points whose 1σ is as large as D: fitted (their weight is small), and named
+    undetermined = {pot: [p.temperature_k for p in pts
+                          if p.d_stderr_cm2_s is None or p.d_stderr_cm2_s >= abs(p.d_cm2_s)] for pot, pts in table.items()}
     rows = []
     for pot, f in fits.items():
+        ens = ensembles.get(pot, {})
         rows.append({k: v for k, v in asdict(f).items() if k in FIT_COLUMNS} | {
             "potential": pot, "temperatures_k": " ".join(f"{t:g}" for t in f.temperatures_k),
-            "excluded": "; ".join(f"{e.temperature_k:g} K: {e.reason}" for e in excluded.get(pot, []))})
+            "ensemble": ens.get("ensemble"),
+            "lattice_constants_angstrom": " ".join(f"{t}:{a:.4f}" for t, a in
+                                                   ens.get("lattice_constant_angstrom", {}).items()),
+            "excluded": "; ".join(f"{e.temperature_k:g} K: {e.reason}" for e in excluded.get(pot, [])),
+            "undetermined_temperatures_k": " ".join(f"{t:g}" for t in undetermined.get(pot, []))})
     paths = [atomic_write_text(out_dir / "arrhenius.csv", _csv(rows, FIT_COLUMNS))]
     doc = {"units": UNITS | {"cov_ln_d0_ea": "eV (ln D0 in ln(cm^2/s))"},
            "fits": {pot: asdict(f) for pot, f in fits.items()},
+           "ensembles": ensembles, "expansion": expansion_parts(fits, ensembles),
+           "undetermined_temperatures_k": {pot: ts for pot, ts in undetermined.items() if ts},
            "points": {pot: [asdict(p) for p in pts] for pot, pts in table.items()},
            "excluded": {pot: [asdict(e) for e in es] for pot, es in excluded.items()}}
-    paths.append(atomic_write_text(out_dir / "arrhenius.json", json.dumps(doc, indent=2) + "\n"))
+    paths.append(atomic_write_text(out_dir / "arrhenius.json", json_dumps(doc, indent=2) + "\n"))
     if plot:
         paths.append(plot_arrhenius(fits, table, out_dir / "arrhenius.png"))
     return paths

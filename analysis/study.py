@@ -8,7 +8,13 @@ Each state point gets, from the same fit window:
 
 - D of all Li (the tracer diffusivity), of the defect itself, and the collective (charge) diffusivity;
 - per-defect quantities that do not depend on the cell size: N_Li·D_Li per defect, the defect's own D, and the
-  Haven ratio H_R = D_tracer / D_σ (the collective diffusivity per Li, D_σ = ⟨|Σ Δr_i|²⟩ / 6 N_Li t);
+  Haven ratio H_R = D_tracer / D_σ (the collective diffusivity per Li, D_σ = ⟨|Σ Δr_i|²⟩ / 6 N_Li t, fitted with
+  the optical vibration's plateau in its model, see :func:`analysis.diffusion.pooled_fit`), and H_R also as
+  N_Li·D_Li / D_defect (the charge moves with the defect: D_σ = D_defect / N_Li), often better determined;
+  a collective D or Haven ratio whose 1σ is as large as itself is listed as ``undetermined``, never as a number;
+- the ensemble: ``npt`` (each temperature at its own zero-pressure cell: Ea is an activation enthalpy along the
+  potential's own a(T)) or ``nvt-fixed`` (one cell for every temperature); a study with
+  ``system.fixed_beside_angstrom`` has both ladders, the fixed one as its own series (``<potential> @ a Å``);
 - the window, chosen from the data: it starts ``analysis.events_before_window`` mean times between the defect's
   events into the trajectory (no earlier than ``analysis.min_window_start_ps``) and ends at half of it;
 - a status: ``ok``; ``few-events`` (fewer than ``analysis.min_events`` events: the Arrhenius fit leaves it out by
@@ -27,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from analysis.arrhenius import Excluded
+from analysis.arrhenius import ENSEMBLES, Ensemble, Excluded
 from analysis.diffusion import DiffusionEstimate, Diffusivity, estimate
 from analysis.runs import OBSERVABLES, RunAnalysis, run_analysis
 from analysis.sites import OFF_SITE_ANGSTROM
@@ -106,6 +112,11 @@ def _ratio(a: Value | None, b: Value | None) -> Value | None:
     return Value(r, abs(r) * math.hypot(a.stderr / a.value if a.value else 0.0, b.stderr / b.value))
 
 
+def undetermined(v: Value | None) -> bool:
+    """A value whose 1σ is as large as itself (or that has none) is not determined, only bounded."""
+    return v is not None and (v.stderr is None or v.stderr >= abs(v.value))
+
+
 @dataclass(frozen=True)
 class StateResult:
     """One state point (potential, temperature), its replicas pooled: an estimate per observable (``li``,
@@ -123,6 +134,12 @@ class StateResult:
     reason: str
     conditions: Conditions | None = None
     off_site_fraction: float | None = None
+    ensemble: Ensemble = "npt"
+    series: str = ""  # the Arrhenius series the state belongs to (default: the potential)
+
+    def __post_init__(self) -> None:
+        if not self.series:
+            object.__setattr__(self, "series", self.potential)
 
     @property
     def flags(self) -> list[str]:
@@ -160,6 +177,18 @@ class StateResult:
     def haven_ratio(self) -> Value | None:
         """H_R = D_tracer / D_σ."""
         return _ratio(self.value("li"), self.collective_d)
+
+    @property
+    def haven_ratio_defect(self) -> Value | None:
+        """H_R = N_Li·D_tracer / D_defect per defect: the Haven ratio where the charge moves with the defect
+        (D_σ = D_defect / N_Li, as for one interstitial or vacancy), from the two better-determined D."""
+        return _ratio(self.per_defect_d, self.value("defect"))
+
+    @property
+    def undetermined(self) -> list[str]:
+        """The derived quantities whose 1σ is as large as themselves: to be shown as undetermined, not as numbers."""
+        return [name for name in ("collective_d", "haven_ratio", "haven_ratio_defect")
+                if undetermined(getattr(self, name))]
 
 
 @dataclass(frozen=True)
@@ -201,10 +230,21 @@ class StudyAnalysis:
             elif p.d_cm2_s <= 0:
                 why = f"D = {p.d_cm2_s:.3g} cm²/s ≤ 0 has no logarithm (no motion resolved)"
             if why:
-                excluded.setdefault(r.potential, []).append(Excluded(r.temperature_k, why))
+                excluded.setdefault(r.series, []).append(Excluded(r.temperature_k, why))
             else:
-                points.setdefault(r.potential, []).append(p)
+                points.setdefault(r.series, []).append(p)
         return points, excluded
+
+    def ensembles(self) -> dict[str, dict]:
+        """Per Arrhenius series: its potential, ensemble and what its Ea means, and the lattice constant (Å) at
+        each temperature (the a(T) along which an ``npt`` Ea is taken; one value for ``nvt-fixed``)."""
+        out: dict[str, dict] = {}
+        for r in self.results:
+            e = out.setdefault(r.series, {"potential": r.potential, "ensemble": r.ensemble,
+                                          "meaning": ENSEMBLES[r.ensemble], "lattice_constant_angstrom": {}})
+            if r.conditions is not None:
+                e["lattice_constant_angstrom"][f"{r.temperature_k:g}"] = r.conditions.lattice_constant_angstrom
+        return out
 
     def lammps_builds(self) -> dict[str, list[str]]:
         """The LAMMPS builds the runs used (version and build id -> run directories); more than one in a study is
@@ -231,11 +271,13 @@ def analyse_study(study_dir: str | Path, jobs: int | None = None) -> StudyAnalys
         raise AnalysisError(f"{study_dir} has no finished runs to analyse"
                             + (f" ({len(pending)} not finished)" if pending else ""))
     analyses = _analyse_runs(finished, jobs)
-    groups: dict[tuple[str, float], list[tuple[RunDir, RunSummary]]] = {}
+    groups: dict[tuple[str, str, float], list[tuple[RunDir, RunSummary]]] = {}
     for r, s in finished:
-        groups.setdefault((s.potential, float(s.temperature_k)), []).append((r, s))
-    results = [state_result(pot, t, members, [analyses[str(r)] for r, _ in members])
-               for (pot, t), members in sorted(groups.items())]
+        groups.setdefault((s.potential, series_of(s), float(s.temperature_k)), []).append((r, s))
+    both = {pot for pot, series, _ in groups if series == pot} & {pot for pot, series, _ in groups if series != pot}
+    results = [state_result(pot, t, members, [analyses[str(r)] for r, _ in members],
+                            series if pot in both else pot)
+               for (pot, series, t), members in sorted(groups.items())]
     first = study_of(finished[0][1].config, str(finished[0][0].summary_file))
     return StudyAnalysis(study_dir, first.name, first.analysis.selection, results, pending, runs, analyses)
 
@@ -264,8 +306,21 @@ def choose_window(spec: AnalysisSpec, analyses: list[RunAnalysis]) -> tuple[tupl
     return (start, end), ""
 
 
+def ensemble_of(summary: RunSummary) -> Ensemble:
+    """``npt`` where the run found its own zero-pressure cell, ``nvt-fixed`` where the study fixed the volume."""
+    return "nvt-fixed" if study_of(summary.config, summary.study_source).system.volume == "fixed" else "npt"
+
+
+def series_of(summary: RunSummary) -> str:
+    """The Arrhenius series of a run: its potential, and for a fixed-volume ladder the cell beside it."""
+    if ensemble_of(summary) == "npt":
+        return summary.potential
+    a = study_of(summary.config, summary.study_source).system.lattice_constant_angstrom
+    return f"{summary.potential} @ {a:.4f} Å"
+
+
 def state_result(potential: str, temperature_k: float, members: list[tuple[RunDir, RunSummary]],
-                 analyses: list[RunAnalysis]) -> StateResult:
+                 analyses: list[RunAnalysis], series: str = "") -> StateResult:
     spec = study_of(members[0][1].config, str(members[0][0].summary_file)).analysis
     window, why = choose_window(spec, analyses)
     events = None if any(a.events is None for a in analyses) else sum(a.events for a in analyses)
@@ -273,7 +328,8 @@ def state_result(potential: str, temperature_k: float, members: list[tuple[RunDi
     off_site = max(off) if off else None
     common = dict(potential=potential, temperature_k=temperature_k, run_dirs=tuple(str(r) for r, _ in members),
                   n_li=analyses[0].n_li, n_defects=analyses[0].n_defects, events=events,
-                  conditions=conditions([s for _, s in members]), off_site_fraction=off_site)
+                  conditions=conditions([s for _, s in members]), off_site_fraction=off_site,
+                  ensemble=ensemble_of(members[0][1]), series=series or potential)
     if off_site is not None and off_site > MELTED_FRACTION:
         return StateResult(estimates={}, window_ps=None, status="no-diffusive-regime",
                            reason=f"{100 * off_site:.0f} % of the Li time is spent off every crystal site "
@@ -283,7 +339,8 @@ def state_result(potential: str, temperature_k: float, members: list[tuple[RunDi
     estimates = {}
     for name in OBSERVABLES:
         stats = [a.stats[name] for a in analyses if name in a.stats]
-        estimates[name] = estimate(stats, *window) if len(stats) == len(analyses) else None
+        estimates[name] = estimate(stats, *window, plateau=name == "collective") \
+            if len(stats) == len(analyses) else None
     status: Status = "ok"
     reason = ""
     if events is not None and events < spec.min_events:

@@ -20,7 +20,7 @@ from core import rundir
 from core.config import to_dict
 from core.errors import InputError, ModelMissingError, PotentialError
 from core.files import atomic_write_text, sha256_file
-from core.rundir import RunDir, RunSummary
+from core.rundir import RunDir, RunSummary, temperature_label
 from inputs.structure import (
     TYPE_ORDER,
     Structure,
@@ -41,23 +41,29 @@ log = logging.getLogger(__name__)
 DECK_TEMPLATE = "md.lammps.j2"
 
 
-def temperature_label(t: float) -> str:
-    return f"T{int(t)}K" if float(t).is_integer() else f"T{t:g}K"
-
-
 @dataclass(frozen=True)
 class RunSpec:
     potential: str
     temperature_k: float
     seed: int
+    ladder: str = ""  # "": the study's own ladder; else the folder of a ladder beside it (fixed-a<Å>)
 
     @property
     def relpath(self) -> Path:
-        return Path(self.potential) / temperature_label(self.temperature_k) / f"seed{self.seed}"
+        return Path(self.potential, self.ladder) / temperature_label(self.temperature_k) / f"seed{self.seed}"
 
 
-def plan(study: Study) -> list[RunSpec]:
-    return [RunSpec(p, t, s) for p in study.potentials for t in study.temperatures_k for s in study.seeds]
+def plan(study: Study, ladder: str = "") -> list[RunSpec]:
+    return [RunSpec(p, t, s, ladder) for p in study.potentials for t in study.temperatures_k for s in study.seeds]
+
+
+def ladders(study: Study) -> list[tuple[Study, str]]:
+    """The study's ladders and their folders: its own (""), and with ``system.fixed_beside_angstrom`` the
+    fixed-volume one beside it (``<potential>/fixed-a<a>/T.../seed...``), a study of its own in every record."""
+    fixed = study.fixed_ladder()
+    if fixed is None:
+        return [(study, "")]
+    return [(study, ""), (fixed, f"fixed-a{fixed.system.lattice_constant_angstrom:.4f}")]
 
 
 def build_structure(study: Study) -> Structure:
@@ -164,11 +170,22 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
     """Write every run directory of ``study`` under ``root/<study>/``; returns their paths in plan order."""
     structure = build_structure(study)
     resolved = resolve_potentials(study, structure, accelerator)
-    decks = {run: render_deck(study, run, resolved[run.potential][1]) for run in plan(study)
-             if run.potential in resolved}
+    decks, of = {}, {}
+    for ladder, folder in ladders(study):
+        built = structure if ladder is study else build_structure(ladder)
+        if ladder is not study:  # a smaller fixed cell must still hold each potential's cutoff
+            for name, (_, block) in resolved.items():
+                try:
+                    check_cutoff(built, block.cutoff_angstrom, f"potential {name!r}")
+                except InputError as e:
+                    raise InputError(f"{study.source}: system.fixed_beside_angstrom: {e}") from None
+        for run in plan(ladder, folder):
+            if run.potential in resolved:
+                decks[run] = render_deck(ladder, run, resolved[run.potential][1])
+                of[run] = (ladder, built)
     # model files can be large: hash each once per potential, for the fingerprints and the summaries
     sums = {name: {f: sha256_file(Path(f)) for f in block.files} for name, (_, block) in resolved.items()}
-    prints = {run: fingerprint(deck, structure, resolved[run.potential][1], sums[run.potential],
+    prints = {run: fingerprint(deck, of[run][1], resolved[run.potential][1], sums[run.potential],
                                study.system.charge_compensation) for run, deck in decks.items()}
     study_dir = Path(root) / study.name
     for run in decks:  # refuse before writing anything
@@ -176,7 +193,8 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
     paths = []
     for run, deck in decks.items():
         entry, block = resolved[run.potential]
-        paths.append(_write_run(study_dir / run.relpath, study, run, deck, structure, entry, block, prints[run],
+        ladder, built = of[run]
+        paths.append(_write_run(study_dir / run.relpath, ladder, run, deck, built, entry, block, prints[run],
                                 sums[run.potential]))
     return paths
 

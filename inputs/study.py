@@ -9,16 +9,17 @@ Errors name the file and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, get_args
 
 from core import config
-from core.config import builtin_names, from_dict
+from core.config import Name, builtin_names, from_dict
 from core.errors import InputError
-from core.rundir import DumpFormat, Stages
-from inputs.structure import CellKind, DefectKind
+from core.rundir import DumpFormat, Stages, temperature_label
+from inputs.structure import MAX_ATOMS, CellKind, DefectKind, atoms_in
 
 Selection = Literal["li", "defect", "collective"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
@@ -34,7 +35,10 @@ class SystemSpec:
     """The simulated cell. ``volume = "npt"``: each run first finds its own cell at ``md.pressure_bar`` (the
     lattice constant is only where it starts); ``"fixed"``: every run is NVT at ``lattice_constant_angstrom``.
     ``charge_compensation`` applies to rigid-ion (classical) potentials: ``background`` leaves a charged defect
-    cell to Ewald's neutralising background, ``anion-sublattice`` spreads the opposite charge over the F ions."""
+    cell to Ewald's neutralising background, ``anion-sublattice`` spreads the opposite charge over the F ions.
+    ``fixed_beside_angstrom`` (with ``volume = "npt"``): also run every potential's ladder in NVT at this lattice
+    constant (e.g. the NPT cell of the middle temperature), beside the NPT one, so that the report can give both
+    Ea and their difference (the part of the zero-pressure Ea that comes from the lattice's expansion)."""
 
     lattice_constant_angstrom: float
     supercell: tuple[int, int, int]
@@ -42,6 +46,7 @@ class SystemSpec:
     defect: DefectKind = "interstitial"
     volume: Volume = "npt"
     charge_compensation: ChargeCompensation = "background"
+    fixed_beside_angstrom: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,20 @@ class MaceSpec:
     cuequivariance: bool = False
 
 
+#: physical bounds of a study's numbers (checked at load; the message names the bound)
+MAX_TEMPERATURE_K = 1.0e6  # no crystal nor bound state of atoms survives this (a test heats to 2e5 K to lose atoms)
+MAX_TIMESTEP_FS = 20.0  # metal units: Li vibrates with a ~100 fs period; even 5 fs is coarse
+MAX_LATTICE_CONSTANT_ANGSTROM = 100.0
+MAX_PRESSURE_BAR = 1.0e7  # 1 TPa
+MAX_DAMPING_PS = 1.0e4
+#: LAMMPS counts steps in a signed 64-bit integer, but "run N upto" and restart intervals are read as int
+MAX_STEPS = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Study:
-    name: str
-    potentials: tuple[str, ...]
+    name: Name
+    potentials: tuple[Name, ...]
     temperatures_k: tuple[float, ...]
     seeds: tuple[int, ...]
     system: SystemSpec
@@ -115,6 +130,16 @@ class Study:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def fixed_ladder(self) -> "Study | None":
+        """The fixed-volume ladder run beside this NPT one (``system.fixed_beside_angstrom``): the same study in
+        NVT at that lattice constant, without the NPT stage; None where the study asks for none."""
+        a = self.system.fixed_beside_angstrom
+        if a is None:
+            return None
+        system = dataclasses.replace(self.system, volume="fixed", lattice_constant_angstrom=a,
+                                     fixed_beside_angstrom=None)
+        return dataclasses.replace(self, system=system, md=dataclasses.replace(self.md, npt_ps=0.0))
 
     def restricted(self, temperatures_k: tuple[float, ...] | None = None,
                    potentials: tuple[str, ...] | None = None) -> "Study":
@@ -136,23 +161,30 @@ def _fail(study: Study | str, field_name: str, msg: str) -> InputError:
 
 
 def _validate(s: Study) -> None:
-    if not s.name or any(c in s.name for c in "/\\") or s.name.startswith("."):
-        raise _fail(s, "name", f"{s.name!r} is not usable as a directory name")
+    from core.names import check_name
+
+    check_name(s.name, f"{s.source}: name")
     if not s.potentials:
         raise _fail(s, "potentials", "list at least one potential")
     if len(set(s.potentials)) != len(s.potentials):
         raise _fail(s, "potentials", f"duplicate entries in {list(s.potentials)}")
     for p in s.potentials:  # each names a directory of the study
-        if not p or p in (".", "..") or p.startswith(".") or any(c in p for c in "/\\") \
-                or any(ord(c) < 32 for c in p):
-            raise _fail(s, "potentials", f"{p!r} cannot name a run directory (no '/', leading '.', control characters)")
+        check_name(p, f"{s.source}: potentials")
     if not s.temperatures_k:
         raise _fail(s, "temperatures_k", "list at least one temperature")
     for t in s.temperatures_k:
         if not math.isfinite(t) or t <= 0:
             raise _fail(s, "temperatures_k", f"temperatures must be positive (K), got {t}")
+        if t > MAX_TEMPERATURE_K:
+            raise _fail(s, "temperatures_k", f"{t:g} K is above {MAX_TEMPERATURE_K:g} K (no crystal exists there)")
     if len(set(s.temperatures_k)) != len(s.temperatures_k):
         raise _fail(s, "temperatures_k", f"duplicate temperatures in {list(s.temperatures_k)} (duplicate runs)")
+    labels: dict[str, float] = {}
+    for t in s.temperatures_k:  # each names a directory: two that share one would be one run
+        other = labels.setdefault(temperature_label(t), t)
+        if other != t:
+            raise _fail(s, "temperatures_k", f"{other!r} K and {t!r} K both name the run directory "
+                        f"{temperature_label(t)}: give temperatures that differ in their first 6 digits")
     if not s.seeds:
         raise _fail(s, "seeds", "list at least one seed (one replica each)")
     if len(set(s.seeds)) != len(s.seeds):
@@ -162,28 +194,52 @@ def _validate(s: Study) -> None:
     sy = s.system
     if not math.isfinite(sy.lattice_constant_angstrom) or sy.lattice_constant_angstrom <= 0:
         raise _fail(s, "system.lattice_constant_angstrom", "must be a positive length in Å")
+    if sy.lattice_constant_angstrom > MAX_LATTICE_CONSTANT_ANGSTROM:
+        raise _fail(s, "system.lattice_constant_angstrom", f"{sy.lattice_constant_angstrom:g} Å is above "
+                    f"{MAX_LATTICE_CONSTANT_ANGSTROM:g} Å")
     if len(sy.supercell) != 3 or any(n < 1 for n in sy.supercell):
         raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
+    if any(n > MAX_ATOMS for n in sy.supercell) or atoms_in(sy.cell, sy.supercell) > MAX_ATOMS:
+        raise _fail(s, "system.supercell", f"{list(sy.supercell)} of the {sy.cell} cell would hold "
+                    f"{atoms_in(sy.cell, tuple(min(n, MAX_ATOMS) for n in sy.supercell)):.3g} atoms, more than "
+                    f"{MAX_ATOMS} (the most this driver builds)")
     md = s.md
     for name in ("timestep_fs", "equilibration_ps", "production_ps", "dump_interval_ps",
                  "thermo_interval_ps", "restart_interval_ps", "thermostat_damping_ps", "barostat_damping_ps"):
         v = getattr(md, name)
         if not math.isfinite(v) or v < 0 or (v == 0 and name != "equilibration_ps"):
             raise _fail(s, f"md.{name}", f"must be {'non-negative' if name == 'equilibration_ps' else 'positive'}, got {v}")
+    if md.timestep_fs > MAX_TIMESTEP_FS:
+        raise _fail(s, "md.timestep_fs", f"{md.timestep_fs:g} fs is above {MAX_TIMESTEP_FS:g} fs (an MD timestep "
+                    "resolves atomic vibrations: ~0.5-2 fs)")
+    for name in ("thermostat_damping_ps", "barostat_damping_ps"):
+        if getattr(md, name) > MAX_DAMPING_PS:
+            raise _fail(s, f"md.{name}", f"{getattr(md, name):g} ps is above {MAX_DAMPING_PS:g} ps")
     for name in ("dump_interval_ps", "thermo_interval_ps", "restart_interval_ps"):
         if getattr(md, name) > md.production_ps:
             raise _fail(s, f"md.{name}", f"{getattr(md, name)} ps is longer than md.production_ps = {md.production_ps} ps")
     if not math.isfinite(md.config_interval_ps) or md.config_interval_ps < 0 \
             or md.config_interval_ps > md.production_ps:
         raise _fail(s, "md.config_interval_ps", f"must be 0 (off) or in (0, production_ps], got {md.config_interval_ps}")
+    if not math.isfinite(md.npt_ps) or md.npt_ps < 0:
+        raise _fail(s, "md.npt_ps", f"must be a non-negative length in ps, got {md.npt_ps}")
     for name in ("equilibration_ps", "production_ps", "dump_interval_ps", "thermo_interval_ps", "restart_interval_ps",
                  "config_interval_ps", "npt_ps"):
+        value = getattr(md, name)
+        if value * 1000.0 / md.timestep_fs > MAX_STEPS:
+            raise _fail(s, f"md.{name}", f"{value:g} ps is more than {MAX_STEPS} timesteps of {md.timestep_fs:g} fs")
         try:
-            md.steps(getattr(md, name), name)
+            n = md.steps(value, name)
         except InputError as e:
             raise _fail(s, f"md.{name}", str(e).split(": ", 1)[-1]) from None
-    if not math.isfinite(md.pressure_bar):
-        raise _fail(s, "md.pressure_bar", f"must be a number of bar, got {md.pressure_bar}")
+        if value > 0 and n < 1:
+            raise _fail(s, f"md.{name}", f"{value:g} ps is less than one {md.timestep_fs:g} fs timestep")
+    if md.stages(sy.volume).production_end > MAX_STEPS:
+        raise _fail(s, "md.production_ps", f"the run would have {md.stages(sy.volume).production_end} steps, more "
+                    f"than {MAX_STEPS}")
+    if not math.isfinite(md.pressure_bar) or abs(md.pressure_bar) > MAX_PRESSURE_BAR:
+        raise _fail(s, "md.pressure_bar", f"must be a number of bar within ±{MAX_PRESSURE_BAR:g}, got "
+                    f"{md.pressure_bar}")
     if sy.volume == "npt":
         npt = md.steps(md.npt_ps, "npt_ps") if math.isfinite(md.npt_ps) and md.npt_ps > 0 else 0
         if npt < 2 or npt % 2:
@@ -191,6 +247,17 @@ def _validate(s: Study) -> None:
                         f"of an even number of timesteps (its second half gives the cell), got {md.npt_ps}")
     elif md.npt_ps:
         raise _fail(s, "md.npt_ps", "is used with system.volume = \"npt\" only; system.volume is \"fixed\"")
+    if sy.fixed_beside_angstrom is not None:
+        a = sy.fixed_beside_angstrom
+        if sy.volume != "npt":
+            raise _fail(s, "system.fixed_beside_angstrom", "runs a fixed-volume ladder beside the NPT one; "
+                        "system.volume is already \"fixed\" (set lattice_constant_angstrom instead)")
+        if not math.isfinite(a) or not 0 < a <= MAX_LATTICE_CONSTANT_ANGSTROM:
+            raise _fail(s, "system.fixed_beside_angstrom", f"must be a lattice constant in Å (0 < a <= "
+                        f"{MAX_LATTICE_CONSTANT_ANGSTROM:g}), got {a}")
+        if md.steps(md.equilibration_ps, "equilibration_ps") % md.steps(md.dump_interval_ps, "dump_interval_ps"):
+            raise _fail(s, "md.equilibration_ps", "with system.fixed_beside_angstrom the fixed-volume runs start "
+                        "production after md.equilibration_ps alone: make it a whole number of dump intervals")
     start = md.stages(sy.volume).equilibration_end
     if start % md.steps(md.dump_interval_ps, "dump_interval_ps"):
         raise _fail(s, "md.dump_interval_ps", f"production starts at step {start} (md.npt_ps + md.equilibration_ps), "

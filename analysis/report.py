@@ -9,8 +9,9 @@ states beside, and the value of arXiv 2510.05020 where the potential is the pape
 temperature the tracer D of all Li, the defect's own D and its migration events, D per defect (N_Li·D, free of
 the cell size), the collective (charge) diffusivity and the Haven ratio, the fit window and how D moves when its
 start is halved and doubled, the lattice constant and pressure of the runs; per potential, the MSD of every run
-and the running D(t) with the window marked (it must sit where D(t) is flat); with ``--compare``, the per-defect
-quantities of another study (a larger cell) beside these (finite-size check); provenance of every run.
+and the running D(t) with the window marked (it must sit where D(t) is flat); for every pair of potentials
+of one ensemble, ΔEa ± σ, z and D(b)/D(a) (:mod:`analysis.compare`), and a plot of them; with ``--compare``, the
+per-defect quantities of another study (a larger cell) beside these (finite-size check); provenance of every run.
 
 Statistics: see :mod:`analysis.diffusion` (GLS with the MSD's covariance) and :mod:`analysis.arrhenius`.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import math
 import sys
 from dataclasses import asdict
@@ -27,27 +27,31 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.arrhenius import fit_table
+from analysis.arrhenius import expansion_parts, fit_table
+from analysis.compare import compare_all, plot_pairs, report_rows, series_from, study_simulated_ps
 from analysis.diffusion import running_d
 from analysis.output import diffusivity_rows, plot_arrhenius, write_diffusivity_table
 from analysis.study import StateResult, StudyAnalysis, analyse_study
 from core import cli, plotting
-from core.files import atomic_write_text
+from core.errors import AnalysisError
+from core.files import atomic_write_text, json_dumps
 from core.rundir import RunDir, RunSummary
 from templates import render
 
 PAPER = "arXiv 2510.05020"
+#: the figure of ΔEa between potentials (analysis.compare)
+PAIRS_PNG = "compare-ea.png"
 LABEL = {"li": "all Li (tracer)", "defect": "the defect", "collective": "collective"}
 
 
 def plot_bars(results: list[StateResult], observable: str, path: Path) -> Path:
     plt = plotting.pyplot()
-    pots = list(dict.fromkeys(r.potential for r in results))
+    pots = list(dict.fromkeys(r.series for r in results))
     temps = sorted({r.temperature_k for r in results})
     fig, ax = plt.subplots(figsize=(max(5.5, 1.3 * len(pots) * max(1, len(temps)) / 2 + 2), 4.2))
     width = 0.8 / max(1, len(temps))
     for k, t in enumerate(temps):
-        at = {r.potential: r for r in results if r.temperature_k == t}
+        at = {r.series: r for r in results if r.temperature_k == t}
         x = np.arange(len(pots)) - 0.4 + width * (k + 0.5)
         est = [at[p].estimates.get(observable) if p in at else None for p in pots]
         d = [e.d_cm2_s if e else np.nan for e in est]
@@ -164,6 +168,35 @@ def _pm(value, stderr, spec: str = ".3g", fixed: str = "") -> str:
     return f"{value:{spec}}" + (f" ± {stderr:{spec}}" if stderr is not None else fixed)
 
 
+def _determined(row: dict, name: str, value, stderr, spec: str = ".3g") -> dict:
+    """A table cell for a value that may be undetermined (its 1σ as large as itself): then it says so, in red,
+    with the value and error beside, never as a plain number."""
+    text = _pm(value, stderr, spec)
+    if value is not None and name in (row.get("undetermined") or "").split():
+        return {"text": f"undetermined ({text})", "flag": True}
+    return {"text": text, "flag": False}
+
+
+def _replicas(row: dict) -> str:
+    """The replicas' own D of the fitted observable and their plain mean, beside which the pooled D should lie
+    within its σ."""
+    values = [float(v) for v in (row.get("d_replicas_cm2_s") or "").split()]
+    if len(values) < 2:
+        return "–"
+    return f"{' / '.join(f'{v:.3g}' for v in values)} (mean {np.mean(values):.3g})"
+
+
+def _ensemble_text(ens: dict) -> dict:
+    """What a series' Ea is: its ensemble, in words, and the lattice constant(s) of its runs."""
+    cells = ens.get("lattice_constant_angstrom") or {}
+    if ens.get("ensemble") == "nvt-fixed":
+        values = sorted(set(f"{a:.4f}" for a in cells.values()))
+        cell = f"a = {', '.join(values)} Å at every T" if values else ""
+    else:
+        cell = "a(T): " + ", ".join(f"{a:.4f} Å at {t} K" for t, a in cells.items()) if cells else ""
+    return {"ensemble": ens.get("ensemble") or "–", "meaning": ens.get("meaning") or "", "cells": cell}
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -171,9 +204,11 @@ def _data_uri(path: Path) -> str:
 def build_report(study_dir: str | Path, out: str | Path | None = None, compare: str | Path | None = None) -> Path:
     """Write the report; returns the path of index.html."""
     study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise AnalysisError(f"{study_dir} is not a study directory (runs/<study>)")
     out = Path(out) if out else study_dir / "report"
+    analysis = analyse_study(study_dir)  # refuses a directory without runs before anything is created
     out.mkdir(parents=True, exist_ok=True)
-    analysis = analyse_study(study_dir)
     observable = analysis.selection
     table, excluded = analysis.points()
     fits, why = fit_table(table)
@@ -184,23 +219,24 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
              f"Arrhenius plot ({LABEL[observable]}), states with a diffusive regime and enough events"),
             (plot_bars(analysis.results, observable, out / "d_bars.png"),
              f"D per potential and temperature ({LABEL[observable]})")]
-    for pot in dict.fromkeys(r.potential for r in analysis.results):
+    for pot in dict.fromkeys(r.series for r in analysis.results):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pot)
-        rs = [r for r in analysis.results if r.potential == pot]
+        rs = [r for r in analysis.results if r.series == pot]
         figs.append((plot_diagnostics(pot, rs, analysis, observable, out / f"msd-{safe}.png"),
                      f"{pot}: MSD and running D(t), fit window shaded"))
     write_diffusivity_table(analysis.results, out / "diffusivity.csv", observable)
     paper = paper_values(analysis.runs)
     fit_rows = []
-    for pot in dict.fromkeys(r.potential for r in analysis.results):
-        rs = [r for r in analysis.results if r.potential == pot]
+    ensembles = analysis.ensembles()
+    for pot in dict.fromkeys(r.series for r in analysis.results):
+        rs = [r for r in analysis.results if r.series == pot]
         f, fa = fits.get(pot), fits_all.get(pot)
         fit_rows.append({
-            "potential": pot, "fit": asdict(f) if f else None,
+            "potential": pot, "ensemble": ensembles.get(pot), "fit": asdict(f) if f else None,
             "fit_with_few_events": asdict(fa) if fa and (not f or fa.temperatures_k != f.temperatures_k) else None,
             "excluded": [asdict(e) for e in excluded.get(pot, [])], "runs": sum(len(r.run_dirs) for r in rs),
             "simulated_ps": sum((r.estimates.get("li").simulated_ps if r.estimates.get("li") else 0) for r in rs),
-            "paper_ea_ev": paper.get(pot),
+            "paper_ea_ev": paper.get(rs[0].potential),
             "no_fit": None if f else (why.get(pot) or "fewer than two temperatures with a diffusive regime and "
                                                       "enough events")})
     comparison = None
@@ -208,13 +244,20 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
         other = analyse_study(compare)
         comparison = {"study": other.study_name, "study_dir": str(Path(compare).resolve()),
                       "rows": finite_size(analysis, other)}
+    # do the potentials differ? ΔEa ± σ of every pair of series of one ensemble (analysis.compare)
+    pairs, pair_notes = compare_all(series_from(table, fits, ensembles,
+                                                study_simulated_ps(analysis, observable, table)))
+    if pairs:
+        figs.append((plot_pairs(pairs, out / PAIRS_PNG), "ΔEa between potentials (b − a), bars 1σ and 2σ"))
     doc = {"study": analysis.study_name, "study_dir": str(study_dir.resolve()), "observable": observable,
            "fits": fit_rows, "diffusivity": [row | {"runs": list(r.run_dirs)} for row, r in
                                              zip(diffusivity_rows(analysis.results, observable), analysis.results)],
            "provenance": provenance(study_dir, analysis.runs), "pending": [str(p) for p in analysis.pending],
            "lammps_builds": analysis.lammps_builds(), "families": sorted({s.family for _, s in analysis.runs}),
-           "finite_size": comparison, "figures": [p.name for p, _ in figs]}
-    atomic_write_text(out / "report.json", json.dumps(doc, indent=1, default=str) + "\n")
+           "finite_size": comparison, "figures": [p.name for p, _ in figs],
+           "expansion": expansion_parts(fits, ensembles),
+           "potentials_compared": {"pairs": [asdict(c) for c in pairs], "notes": pair_notes}}
+    atomic_write_text(out / "report.json", json_dumps(doc, indent=1, default=str) + "\n")
     atomic_write_text(out / "index.html", render_html(doc, figs))
     return out / "index.html"
 
@@ -235,7 +278,8 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
     fits = []
     for r in doc["fits"]:
         few = r["fit_with_few_events"]
-        fits.append({"potential": r["potential"], **_fit_text(r["fit"]),
+        ens = r.get("ensemble") or {}
+        fits.append({"potential": r["potential"], **_fit_text(r["fit"]), **_ensemble_text(ens),
                      "few": (f"{_pm(few['ea_ev'], few['ea_stderr_ev'], '.3f')} eV "
                              f"(T = {', '.join(f'{t:g}' for t in few['temperatures_k'])} K)") if few else "",
                      "excluded": [f"{e['temperature_k']:g} K: {e['reason']}" for e in r["excluded"]],
@@ -253,11 +297,16 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
              "events": "–" if d.get("events") is None else d["events"],
              "window": "–" if d.get("fit_start_ps") is None else f"{d['fit_start_ps']:.3g}–{d['fit_end_ps']:.3g}",
              "sensitivity": sens(d, d["observable"]),
+             "replicas": _replicas(d),
              "li": _pm(d.get("d_li_cm2_s"), d.get("d_li_stderr_cm2_s")),
              "defect": _pm(d.get("d_defect_cm2_s"), d.get("d_defect_stderr_cm2_s")),
              "per_defect": _pm(d.get("per_defect_d_cm2_s"), d.get("per_defect_d_stderr_cm2_s")),
-             "collective": _pm(d.get("collective_d_per_li_cm2_s"), d.get("collective_d_per_li_stderr_cm2_s")),
-             "haven": _pm(d.get("haven_ratio"), d.get("haven_ratio_stderr"), ".2f"),
+             "collective": _determined(d, "collective_d", d.get("collective_d_per_li_cm2_s"),
+                                       d.get("collective_d_per_li_stderr_cm2_s")),
+             "haven": _determined(d, "haven_ratio", d.get("haven_ratio"), d.get("haven_ratio_stderr"), ".2f"),
+             "haven_defect": _determined(d, "haven_ratio_defect", d.get("haven_ratio_defect"),
+                                         d.get("haven_ratio_defect_stderr"), ".2f"),
+             "series": d.get("series") or d["potential"],
              "a": _pm(d.get("lattice_constant_angstrom"), d.get("lattice_constant_stderr_angstrom"), ".4f",
                       " (fixed)"),
              "p": _pm(d.get("pressure_bar"), d.get("pressure_stderr_bar"), ".0f"),
@@ -268,6 +317,8 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
              "git": str(p["git"])[:12], "wall": _fmt(p["wall_s"], ".0f")} for p in doc["provenance"]]
     versions = doc["provenance"][0]["versions"] if doc["provenance"] else {}
     images = [{"src": _data_uri(p), "alt": alt, "name": p.name} for p, alt in figs]
+    pair_figures = [i for i in images if i["name"] == PAIRS_PNG]
+    images = [i for i in images if i["name"] != PAIRS_PNG]
     comparison = None
     if doc["finite_size"]:
         c = doc["finite_size"]
@@ -287,7 +338,14 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
                   paper=PAPER, pending=doc["pending"], builds=doc["lammps_builds"],
                   charged_note="classical" in families and bool(families & {"mace", "deepmd"}), fits=fits, rows=rows,
                   provenance=prov, versions=", ".join(f"{k} {v}" for k, v in versions.items()),
-                  top_figures=images[:2], msd_figures=images[2:], comparison=comparison)
+                  top_figures=images[:2], msd_figures=images[2:], comparison=comparison,
+                  pairs=report_rows((doc.get("potentials_compared") or {}).get("pairs") or []),
+                  pair_notes=(doc.get("potentials_compared") or {}).get("notes") or [], pair_figures=pair_figures,
+                  expansion=[{"potential": e["potential"], "npt": _pm(e["ea_npt_ev"], e["ea_npt_stderr_ev"], ".3f"),
+                              "fixed": _pm(e["ea_fixed_ev"], e["ea_fixed_stderr_ev"], ".3f"),
+                              "cell": _fmt(e["fixed_lattice_constant_angstrom"], ".4f"),
+                              "difference": _pm(e["expansion_ev"], e["expansion_stderr_ev"], ".3f")}
+                             for e in doc.get("expansion") or []])
 
 
 def main(argv: list[str] | None = None) -> int:

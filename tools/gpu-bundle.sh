@@ -80,3 +80,8 @@ rm -rf "$BUNDLE" && mv "$BUNDLE.tmp" "$BUNDLE"
 SIZE=$(du -sk "$BUNDLE" | cut -f1)
 [ "$SIZE" -lt 60000 ] || say "warning: $BUNDLE is $((SIZE / 1024)) MiB: with the repository it may not fit a 64 MiB carry"
 say "$BUNDLE: $(du -sh "$BUNDLE" | cut -f1) ($(wc -l < "$BUNDLE/MANIFEST") files); on a GPU machine: bash tools/gpu-check.sh OUT"
+# what a device call carries: the working tree (tracked and untracked files that git does not ignore) and the bundle
+TREE=$(cd "$HERE/.." && git ls-files -z -c -o --exclude-standard 2>/dev/null | xargs -0 -r du -b 2>/dev/null \
+       | awk '{s += $1} END {print s + 0}')
+CARRY=$(( TREE + $(du -sb "$BUNDLE" | cut -f1) ))
+say "carried with the working tree: $(( CARRY / 1048576 )) MiB of the 64 MiB a device call takes"

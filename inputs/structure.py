@@ -15,12 +15,20 @@ of the cell (the same in any frame, and under the isotropic scaling of a zero-pr
 analysis assigns Li atoms to them to follow the defect itself. The interstitial sites of rock salt are the
 tetrahedral (cube-centre) sites (¼,¼,¼)·a of the conventional cell, equidistant (√3·a/4) from 4 Li and 4 F; there
 are two per formula unit (each Li site ± (¼,¼,¼)·a).
+
+Beyond rock-salt LiF (building blocks, not yet used by studies): :func:`antifluorite_li2o` builds Li2O (O on the
+fcc sites, Li on the tetrahedral sites; its empty sites are the octahedral (½,½,½)·a sites) and
+:func:`read_structure` takes any periodic structure file ASE reads (CIF, POSCAR, extxyz, LAMMPS data) with a
+supercell repeat. Both find their interstitial sites with the void search of :mod:`inputs.voids` and give the same
+:class:`Structure` record, which then knows its own species order (``type_order``), its mobile species (whose
+lattice sites are kept in ``li_sites``) and its formula units. Defects for any structure: :mod:`inputs.defects`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -33,8 +41,24 @@ DefectKind = Literal["none", "interstitial", "vacancy", "frenkel"]
 DEFECT_KINDS: tuple[str, ...] = get_args(DefectKind)
 CellKind = Literal["conventional", "primitive"]
 TYPE_ORDER: tuple[str, ...] = ("Li", "F")
+#: Li2O (antifluorite) at room temperature (Å), what a Li2O potential must reproduce
+LI2O_LATTICE_CONSTANT_ANGSTROM = 4.61
+#: the Li2O species in LAMMPS type order
+LI2O_TYPE_ORDER: tuple[str, ...] = ("Li", "O")
 #: Closest approach allowed between two atoms (Å); anything nearer is a broken structure.
 MIN_SEPARATION_ANGSTROM = 1.0
+#: atoms in one conventional (cubic) or primitive rock-salt cell
+ATOMS_PER_CELL: dict[str, int] = {"conventional": 8, "primitive": 2}
+#: the largest cell the driver builds: far beyond what one LAMMPS run of an ML potential can hold on a GPU
+MAX_ATOMS = 1_000_000
+
+
+def atoms_in(cell: str, supercell: tuple[int, ...]) -> int:
+    """How many atoms the perfect ``supercell`` of a ``cell`` has (before a defect)."""
+    n = ATOMS_PER_CELL[cell]
+    for k in supercell:
+        n *= int(k)
+    return n
 
 
 @dataclass(frozen=True)
@@ -47,21 +71,35 @@ class Defect:
 @dataclass(frozen=True)
 class Structure:
     """A periodic cell: ``positions`` (N, 3) and ``cell`` (rows a, b, c) in Å, ``species`` one symbol per atom,
-    the perfect crystal's Li sites and interstitial sites (fractional)."""
+    the perfect crystal's Li sites and interstitial sites (fractional).
+
+    Beyond LiF: ``type_order`` is the species in LAMMPS type order, ``mobile`` the species whose lattice sites
+    ``li_sites`` holds (named for LiF; for another mobile species they are that species' sites), and
+    ``formula_units`` the perfect crystal's formula units (None: counted by F atoms, the LiF rule). A structure read
+    from a file has ``cell_kind`` "file" and, as ``lattice_constant_angstrom``, the length of the file cell's first
+    vector."""
 
     positions: np.ndarray
     species: tuple[str, ...]
     cell: np.ndarray
     lattice_constant_angstrom: float
-    cell_kind: CellKind
+    cell_kind: CellKind | Literal["file"]
     supercell: tuple[int, int, int]
     li_sites: np.ndarray
     interstitial_sites: np.ndarray
     defect: Defect = field(default_factory=lambda: Defect("none"))
+    type_order: tuple[str, ...] = TYPE_ORDER
+    mobile: str = "Li"
+    formula_units: int | None = None
 
     @property
     def n_atoms(self) -> int:
         return len(self.species)
+
+    @property
+    def n_formula_units(self) -> int:
+        """Formula units of the host crystal (a defect does not change them)."""
+        return self.count("F") if self.formula_units is None else self.formula_units
 
     @property
     def triclinic(self) -> bool:
@@ -88,20 +126,25 @@ class Structure:
         return atoms
 
     def describe(self) -> dict:
-        return {
-            "formula": f"Li{self.count('Li')}F{self.count('F')}",
-            "formula_units": self.count("F"),  # of the host crystal: the interstitial is not one
+        """The record kept as ``structure.json``; that of LiF is exactly as it was before other crystals existed
+        (``mobile`` is written only when it is not Li)."""
+        out = {
+            "formula": "".join(f"{s}{self.count(s)}" for s in self.type_order),
+            "formula_units": self.n_formula_units,  # of the host crystal: the interstitial is not one
             "n_atoms": self.n_atoms,
             "lattice_constant_angstrom": self.lattice_constant_angstrom,
             "cell_kind": self.cell_kind,
             "supercell": list(self.supercell),
             "cell_angstrom": np.round(lammps_cell(self.cell), 10).tolist(),
-            "type_order": list(TYPE_ORDER),
+            "type_order": list(self.type_order),
             "defect": {"kind": self.defect.kind, "atom_ids": list(self.defect.atom_ids),
                        "vacancy_site": None if self.defect.vacancy_site is None else list(self.defect.vacancy_site)},
             "sites": {"li": np.round(self.li_sites, 10).tolist(),
                       "interstitial": np.round(self.interstitial_sites, 10).tolist()},
         }
+        if self.mobile != "Li":
+            out["mobile"] = self.mobile
+        return out
 
 
 @dataclass(frozen=True)
@@ -160,6 +203,9 @@ def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, i
         raise InputError(f"supercell must be a positive integer or three of them, got {supercell!r}")
     if cell not in get_args(CellKind):
         raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(get_args(CellKind))}")
+    if atoms_in(cell, reps) > MAX_ATOMS:
+        raise InputError(f"supercell {list(reps)} of the {cell} cell has {atoms_in(cell, reps)} atoms, more than "
+                         f"{MAX_ATOMS}")
     atoms = bulk("LiF", "rocksalt", a=a, cubic=cell == "conventional").repeat(reps)
     atoms.wrap()
     order = np.argsort([TYPE_ORDER.index(s) for s in atoms.get_chemical_symbols()], kind="stable")
@@ -203,9 +249,7 @@ def with_defect(structure: Structure, kind: str) -> Structure:
             positions = np.vstack([positions, site @ structure.cell])
             species.append("Li")
             defect = Defect("frenkel", atom_ids=(len(species),), vacancy_site=defect.vacancy_site)
-    out = Structure(positions, tuple(species), structure.cell, structure.lattice_constant_angstrom,
-                    structure.cell_kind, structure.supercell, structure.li_sites, structure.interstitial_sites,
-                    defect)
+    out = replace(structure, positions=positions, species=tuple(species), defect=defect)
     check_separation(out)
     return out
 
@@ -251,10 +295,10 @@ def charges_for(structure: Structure, charges: dict[str, float], compensation: s
                 ) -> dict[str, float] | np.ndarray:
     """Per-atom charges (e) of a rigid-ion model. ``background``: the ions' own charges (a charged defect cell;
     LAMMPS's Ewald sum adds a uniform neutralising background); ``anion-sublattice``: the net charge is taken off
-    the F ions evenly, so the cell is neutral."""
+    the F ions evenly (the anions, the negatively charged species, of any crystal), so the cell is neutral."""
     q = np.array([charges[s] for s in structure.species], dtype=float)
     if compensation == "anion-sublattice":
-        f = np.array([s == "F" for s in structure.species])
+        f = np.array([charges[s] < 0 for s in structure.species])
         q[f] -= q.sum() / f.sum()
     elif compensation != "background":
         raise InputError(f"unknown charge compensation {compensation!r}; choose background or anion-sublattice")
@@ -290,3 +334,110 @@ def write_atoms_data(atoms, path: str | Path, *, charges=None, type_order: tuple
 
 def write_structure_json(structure: Structure, path: str | Path) -> Path:
     return atomic_write_text(Path(path), json.dumps(structure.describe(), indent=1) + "\n")
+
+
+def antifluorite_li2o(lattice_constant_angstrom: float = LI2O_LATTICE_CONSTANT_ANGSTROM,
+                      supercell: int | tuple[int, int, int] = 1, cell: CellKind = "conventional") -> Structure:
+    """Perfect antifluorite Li2O: O on the fcc sites, Li on the tetrahedral sites (¼,¼,¼)·a and (¾,¾,¾)·a;
+    ``supercell`` repeats of the conventional (cubic, 8 Li + 4 O) or primitive (fcc vectors, 2 Li + 1 O) cell.
+    The interstitial sites are the largest voids (:func:`inputs.voids.find_voids`): the octahedral sites of the O
+    lattice, (½,½,½)·a and equivalents, one per formula unit, each √3·a/4 from 8 Li."""
+    from ase.build import bulk
+
+    a, reps = _checked_cell(lattice_constant_angstrom, supercell, cell, {"conventional": 12, "primitive": 3})
+    # ASE's "fluorite" puts the first symbol on the fcc sites: "OLi2" is antifluorite ("Li2O" would put Li there)
+    unit = bulk("OLi2", "fluorite", a=a, cubic=cell == "conventional")
+    s = _from_atoms(unit, reps, "Li", LI2O_TYPE_ORDER, void_classes=1)
+    return replace(s, lattice_constant_angstrom=a, cell_kind=cell)
+
+
+def read_structure(path: str | Path, supercell: int | tuple[int, int, int] = 1, *, mobile: str = "Li",
+                   type_order: tuple[str, ...] | None = None, file_format: str | None = None,
+                   void_classes: int = 1) -> Structure:
+    """A perfect crystal from any periodic structure file ASE reads (CIF, POSCAR, extxyz, LAMMPS data: format from
+    the name, ``.lmp``/``.data``/``data.*`` as LAMMPS data, or ``file_format``), repeated ``supercell`` times,
+    orthogonal or triclinic. Species come from the file; ``type_order`` defaults to the ``mobile`` species first,
+    then the others as they first appear. The interstitial sites are the ``void_classes`` largest classes of voids
+    of the file's cell (:func:`inputs.voids.find_voids`), tiled over the supercell."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"structure file {path} does not exist; give the path of a CIF, POSCAR, extxyz or LAMMPS "
+                         "data file")
+    fmt = file_format
+    if fmt is None and (path.suffix in (".lmp", ".data") or path.name.startswith("data.")):
+        fmt = "lammps-data"
+    try:
+        unit = read(path, format=fmt) if fmt != "lammps-data" else read(path, format=fmt, units="metal")
+    except Exception as e:  # ASE raises many kinds for a file it cannot parse
+        raise InputError(f"structure file {path}: ASE cannot read it ({type(e).__name__}: {e}); give a CIF, POSCAR, "
+                         f"extxyz or LAMMPS data file, or name its format (file_format)") from None
+    if isinstance(unit, list):
+        unit = unit[-1]
+    if unit.cell.rank != 3:
+        raise InputError(f"structure file {path} has no periodic cell of three vectors; a crystal needs one")
+    partial = sorted({el for site in (unit.info.get("occupancy") or {}).values() for el, occ in site.items()
+                      if float(occ) < 1.0})
+    if partial:
+        raise InputError(f"structure file {path} has partly occupied sites ({', '.join(partial)}); give an ordered "
+                         "structure (every site fully occupied)")
+    species = unit.get_chemical_symbols()
+    if mobile not in species:
+        raise InputError(f"structure file {path} has no {mobile} (species {sorted(set(species))}); set the mobile "
+                         "species to one of them")
+    order = tuple(type_order) if type_order is not None else (mobile,) + tuple(
+        dict.fromkeys(s for s in species if s != mobile))
+    missing = sorted(set(species) - set(order))
+    if missing or len(set(order)) != len(order):
+        raise InputError(f"type order {list(order)} must name each species of {path} once (species "
+                         f"{sorted(set(species))})")
+    _, reps = _checked_cell(1.0, supercell, "conventional", {"conventional": len(unit)})
+    s = _from_atoms(unit, reps, mobile, order, void_classes)
+    a = float(np.linalg.norm(unit.cell[0]))
+    out = replace(s, lattice_constant_angstrom=a, cell_kind="file")
+    check_separation(out)
+    return out
+
+
+def _checked_cell(lattice_constant_angstrom: float, supercell, cell: str, atoms_per_cell: dict[str, int]
+                  ) -> tuple[float, tuple[int, int, int]]:
+    a = float(lattice_constant_angstrom)
+    if not np.isfinite(a) or a <= 0:
+        raise InputError(f"lattice constant must be a positive length in Å, got {lattice_constant_angstrom!r}")
+    reps = (supercell,) * 3 if isinstance(supercell, int) else tuple(supercell)
+    if len(reps) != 3 or any(not isinstance(n, int) or n < 1 for n in reps):
+        raise InputError(f"supercell must be a positive integer or three of them, got {supercell!r}")
+    if cell not in get_args(CellKind):
+        raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(get_args(CellKind))}")
+    n = atoms_per_cell[cell] * math.prod(reps)
+    if n > MAX_ATOMS:
+        raise InputError(f"supercell {list(reps)} of the {cell} cell has {n} atoms, more than {MAX_ATOMS}")
+    return a, reps  # type: ignore[return-value]
+
+
+def _from_atoms(unit, reps: tuple[int, int, int], mobile: str, type_order: tuple[str, ...],
+                void_classes: int) -> Structure:
+    """The Structure of a perfect crystal: the unit cell ``unit`` (ASE Atoms) repeated, atoms sorted by type order,
+    the mobile species' sites, and the ``void_classes`` largest void classes of the unit cell as interstitial
+    sites."""
+    from inputs.voids import find_voids, tile_sites
+
+    if void_classes < 1:
+        raise InputError(f"void_classes must be at least 1 (the largest voids), got {void_classes}")
+    unit = unit.copy()
+    unit.wrap()
+    voids = find_voids(np.array(unit.cell), unit.positions)
+    interstitial = tile_sites(voids.frac[voids.kind < void_classes], reps)
+    atoms = unit.repeat(reps)
+    atoms.wrap()
+    symbols = atoms.get_chemical_symbols()
+    atoms = atoms[np.argsort([type_order.index(s) for s in symbols], kind="stable")]
+    h = np.array(atoms.cell)
+    frac = atoms.get_scaled_positions() % 1.0
+    symbols = atoms.get_chemical_symbols()
+    counts = [unit.get_chemical_symbols().count(s) for s in type_order]
+    fu = math.gcd(*counts) * math.prod(reps)
+    mobile_sites = frac[np.array(symbols) == mobile]
+    return Structure(atoms.positions.copy(), tuple(symbols), h, float(np.linalg.norm(h[0]) / reps[0]),
+                     "conventional", reps, mobile_sites, interstitial, Defect("none"), type_order, mobile, fu)

@@ -195,17 +195,7 @@ def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, i
     """Perfect rock-salt LiF: ``supercell`` (n or (nx, ny, nz)) repeats of the conventional or primitive cell."""
     from ase.build import bulk
 
-    a = float(lattice_constant_angstrom)
-    if not np.isfinite(a) or a <= 0:
-        raise InputError(f"lattice constant must be a positive length in Å, got {lattice_constant_angstrom!r}")
-    reps = (supercell,) * 3 if isinstance(supercell, int) else tuple(supercell)
-    if len(reps) != 3 or any(not isinstance(n, int) or n < 1 for n in reps):
-        raise InputError(f"supercell must be a positive integer or three of them, got {supercell!r}")
-    if cell not in get_args(CellKind):
-        raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(get_args(CellKind))}")
-    if atoms_in(cell, reps) > MAX_ATOMS:
-        raise InputError(f"supercell {list(reps)} of the {cell} cell has {atoms_in(cell, reps)} atoms, more than "
-                         f"{MAX_ATOMS}")
+    a, reps = _checked_cell(lattice_constant_angstrom, supercell, cell, ATOMS_PER_CELL)
     atoms = bulk("LiF", "rocksalt", a=a, cubic=cell == "conventional").repeat(reps)
     atoms.wrap()
     order = np.argsort([TYPE_ORDER.index(s) for s in atoms.get_chemical_symbols()], kind="stable")

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from analysis.arrhenius import K_B_EV_PER_K, arrhenius, fit_arrhenius, main
+from analysis.arrhenius import K_B_EV_PER_K, arrhenius, fit_arrhenius
+from analysis.arrhenius.__main__ import main
 from analysis.diffusion import Diffusivity
 from core.errors import AnalysisError
 

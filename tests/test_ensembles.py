@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from analysis.arrhenius import K_B_EV_PER_K, expansion_part, expansion_parts, fit_arrhenius, main as arrhenius_main
+from analysis.arrhenius import K_B_EV_PER_K, expansion_part, expansion_parts, fit_arrhenius
+from analysis.arrhenius.__main__ import main as arrhenius_main
 from analysis.diffusion import Diffusivity
 from analysis.study import analyse_study
 from core.errors import InputError

@@ -308,7 +308,7 @@ def test_a_huge_table_is_refused_quickly_and_long_lists_are_summarised(tmp_path)
 
 
 def test_no_fit_always_says_why(tmp_path, capsys):
-    from analysis.arrhenius import main
+    from analysis.arrhenius.__main__ import main
 
     p = arrhenius_csv(tmp_path, "temperature_k,d_cm2_s,d_stderr_cm2_s,status\n500,1e-6,1e-7,few-events\n"
                                 "600,2e-6,1e-7,few-events\n")

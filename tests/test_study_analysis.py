@@ -7,7 +7,7 @@ import json
 import pytest
 
 import analysis.runs
-from analysis.arrhenius import main as arrhenius_main
+from analysis.arrhenius.__main__ import main as arrhenius_main
 from analysis.study import analyse_study
 from core.rundir import RunDir
 from tests.conftest import interstitialcy, write_fake_run

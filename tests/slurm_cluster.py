@@ -24,6 +24,8 @@ SBIN = ("/usr/sbin", "/sbin")
 #: the node's size as SLURM sees it (config_overrides): more CPUs than array tasks, so that only the array's own
 #: throttle (``%N``) limits how many run at once, whatever the machine's core count
 NODE_CPUS = 4
+#: seconds a job credential lives: how long a requeued job waits before it may start again (SLURM: 120)
+CRED_EXPIRE_S = 10
 NODE_MEMORY_MB = 4000
 NODE = "lif-node"
 
@@ -107,7 +109,11 @@ def _config(root: Path, user: str, ctld_port: int, d_port: int) -> str:
         f"SlurmctldHost={host}(127.0.0.1)",
         f"SlurmUser={user}", f"SlurmdUser={user}",
         f"SlurmctldPort={ctld_port}", f"SlurmdPort={d_port}",
-        "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={root}/munge/munge.socket",
+        "AuthType=auth/munge", "CredType=cred/munge",
+        # cred_expire: how long a job credential lives, and so how long SLURM holds a requeued job before it may
+        # start again (120 s by default: its begin time); a job started before its old credential expired is
+        # killed by slurmd ("Job credential revoked")
+        f"AuthInfo=socket={root}/munge/munge.socket,cred_expire={CRED_EXPIRE_S}",
         f"StateSaveLocation={root}/ctld", f"SlurmdSpoolDir={root}/spool",
         f"SlurmctldPidFile={root}/slurmctld.pid", f"SlurmdPidFile={root}/slurmd.pid",
         f"SlurmctldLogFile={root}/log/slurmctld.log", f"SlurmdLogFile={root}/log/slurmd.log",

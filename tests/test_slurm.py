@@ -17,11 +17,12 @@ What a one-node cluster in a container cannot exercise, so this test does not:
   parent has ended escapes its job's end, where proctrack/cgroup would end it;
 - environment modules (no ``module`` command): ``modules = []`` here; tests/test_cluster.py covers them.
 
-Two things are shortened by hand, as an administrator could: SLURM holds a requeued job for about two minutes
-(its begin time) before it may start again, and slurmctld checks time limits only once a minute, so under the
-same limit the second start could be signalled again before it finishes on a slow machine. When the requeued task
-is seen pending, the test moves its begin time to now and gives it a longer time limit (``scontrol update``); the
-signal, the requeue and the resumption are SLURM's and the job script's own.
+Two things are shortened, as an administrator could: SLURM holds a requeued job until its old job credential has
+expired (``cred_expire``, 120 s by default; the test cluster sets 10 s in its slurm.conf; moving the begin time to
+now instead races slurmd, which kills a job started under a revoked credential: "Job credential revoked"), and
+slurmctld checks time limits only once a minute, so under the same limit the second start could be signalled again
+before it finishes on a slow machine: when the requeued task is seen pending, the test gives it a longer time limit
+(``scontrol update``). The signal, the requeue, the wait and the resumption are SLURM's and the job script's own.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ def test_array_on_a_real_slurm_throttles_requeues_resumes_and_matches_a_local_ru
                 if re.search(r"^running\s", out, re.M):
                     seen_running = out  # driver status while its LAMMPS runs under SLURM
             if state == "PENDING" and reason == "BeginTime" and not released:
-                seen_requeued = status(long_dir)
-                cluster.run("scontrol", "update", f"JobId={task}", "StartTime=now", "TimeLimit=30")
+                seen_requeued = status(long_dir)  # SLURM starts it again when its old credential has expired
+                cluster.run("scontrol", "update", f"JobId={task}", "TimeLimit=30")
                 released = True
         time.sleep(0.5)
 

@@ -2,18 +2,19 @@
 
 Reading a trajectory, following its defect and computing its MSD statistics is the expensive part of every
 estimate; the Arrhenius table, the report and ``driver run`` all need the same numbers. :func:`run_analysis`
-computes them once per run directory and stores them there, keyed by the trajectory and F-centre-of-mass files
+computes them once per run directory and stores them there, keyed by the trajectory and host-centre-of-mass files
 (name, size, modification time) and by the analysis settings and code version: a run is recomputed only when one
 of those changed.
 
-Three observables, each as :class:`analysis.diffusion.MsdStats`:
+Three observables, each as :class:`analysis.diffusion.MsdStats`, of the mobile species (the structure record's
+``mobile``: Li in every built-in crystal; named ``li`` throughout, for the observable as for the counts):
 
-- ``li``: every Li atom — the tracer diffusivity of Li (with one defect among N_Li atoms it scales as 1/N_Li);
+- ``li``: every mobile atom — its tracer diffusivity (with one defect among N_Li atoms it scales as 1/N_Li);
 - ``defect``: the defect itself, followed on the crystal's sites (:mod:`analysis.sites`), with its events;
-- ``collective``: the sum of all Li positions — its MSD / (6 N_Li t) is the collective (charge) diffusivity.
+- ``collective``: the sum of all mobile positions — its MSD / (6 N_Li t) is the collective (charge) diffusivity.
 
-All positions are in the host lattice's frame: the displacement of the F sublattice's centre of mass since the
-first frame (``fcom.txt``) is subtracted.
+All positions are in the host lattice's frame: the displacement of the host species' centre of mass (F in LiF, O
+in Li2O) since the first frame (``fcom.txt``) is subtracted.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from core.errors import AnalysisError
 from core.files import atomic_copy, atomic_write_text
 from core.rundir import RunDir, RunSummary
 from inputs.structure import structure_of
-from inputs.study import study_of
+from inputs.study import SELECTIONS, study_of
 
 log = logging.getLogger(__name__)
 
 #: bump when what is stored, or how it is computed, changes: older caches are then recomputed
 VERSION = 3
-OBSERVABLES = ("li", "defect", "collective")
+#: the observables, by the names the study file's ``analysis.selection`` and every table use
+OBSERVABLES: tuple[str, ...] = SELECTIONS
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,11 @@ def cache_key(run: RunDir, summary: RunSummary) -> dict:
 
 
 def read_li(run: RunDir, summary: RunSummary) -> Trajectory:
-    """The run's Li trajectory (text dump or DCD, as the study dumped it), atoms in id order, in the frame of the
-    host lattice: the displacement of the F sublattice's centre of mass since the first frame is subtracted
+    """The run's trajectory of its mobile species (text dump or DCD, as the study dumped it), atoms in id order, in
+    the frame of the host lattice: the displacement of the host's centre of mass since the first frame is subtracted
     (``fcom.txt``; runs without one are taken as they are)."""
-    li_type = structure_of(summary.structure).lammps_type("Li")
+    record = structure_of(summary.structure)
+    li_type = record.lammps_type(record.mobile)
     path = run.trajectory_of(summary)
     if summary.dump_format == "dcd":
         traj = read_dcd(path, summary.timestep_fs, atom_ids=ids_of_type(run.data, li_type))
@@ -102,12 +105,12 @@ def read_fcom(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def in_host_frame(traj: Trajectory, fcom: tuple[np.ndarray, np.ndarray]) -> Trajectory:
-    """The trajectory with the host lattice's drift (the F centre of mass's displacement since the first frame)
+    """The trajectory with the host lattice's drift (the host's centre of mass's displacement since the first frame)
     removed, so that a slow drift of the whole crystal cannot pose as diffusion."""
     steps, com = fcom
     idx = np.searchsorted(steps, traj.steps)
     if np.any(idx >= len(steps)) or np.any(steps[np.minimum(idx, len(steps) - 1)] != traj.steps):
-        raise AnalysisError(f"{traj.source}: the F centre-of-mass table does not cover every frame "
+        raise AnalysisError(f"{traj.source}: the host centre-of-mass table does not cover every frame "
                             f"(steps {traj.steps[0]}..{traj.steps[-1]})")
     drift = com[idx] - com[idx[0]]
     return Trajectory(traj.positions - drift[:, None, :].astype(traj.positions.dtype), traj.times_ps, traj.steps,

@@ -8,7 +8,10 @@ lattice sites and its interstitial sites, kept with the run in ``structure.json`
 an assignment only changes once the atom has stayed at the new site for ``residence_ps`` (a residence filter:
 vibrations and failed attempts are not events). The defect is where the occupancy exceeds the crystal's: a Li on
 an interstitial site, or a second Li on a lattice site (for a vacancy: the empty lattice site). Its path, unwrapped
-across periodic images, gives its own MSD and D; every change of its site is an event.
+across periodic images, gives its own MSD and D; every change of its site is an event. "Li" stands for the mobile
+species of any crystal (the structure record's ``mobile``): its sites are that species' lattice sites and the
+perfect crystal's candidate interstitial sites (rock salt's cube centres; in general the largest voids found by
+:mod:`inputs.voids`, e.g. antifluorite Li2O's octahedral sites).
 
 Split configurations. A frame may show two Li on interstitial sites beside one empty lattice site (the split
 interstitial the collinear interstitialcy passes through: in the classical LiF runs at 400-600 K, 14-21 % of the

@@ -12,7 +12,7 @@ one place that spells its file names and reads or writes ``summary.json``; every
 ``structure.json``         what the structure is (cell, defect, the sites the analysis assigns atoms to)
 ``summary.json``           :class:`RunSummary`: status, what was asked, what ran, what came out
 ``traj.<k>.dump|dcd``      production trajectory segment written by attempt k; merged into ``traj.dump|dcd``
-``fcom.<k>.txt``           the F sublattice's centre of mass at every frame; merged into ``fcom.txt``
+``fcom.<k>.txt``           the host sublattice's centre of mass (F in LiF) at every frame; merged into ``fcom.txt``
 ``configs.<k>.dump``       all atoms every ``md.config_interval_ps`` (samples for fine-tuning)
 ``log.<k>.lammps``         LAMMPS's log of attempt k
 ``restart.a.bin|b.bin``    alternating restart files; ``final.restart`` at the end
@@ -98,19 +98,26 @@ class LammpsUsed:
 @dataclass(frozen=True)
 class StatePoint:
     """The thermodynamic state of the production run, measured from its LAMMPS log: the cell of the NVT stages
-    (found by the NPT stage, or fixed by the study), the lattice constant it corresponds to, and the mean
-    production pressure and temperature, each with its 1σ standard error (block averages)."""
+    (found by the NPT stage, or fixed by the study) with its lengths a, b, c, angles α, β, γ and volume per formula
+    unit, the cubic lattice constant it corresponds to (built-in cubic crystals only: rock salt, antifluorite;
+    None for a structure file's cell), and the mean production pressure and temperature, each with its 1σ standard
+    error (block averages; the cell's over the NPT stage's second half, None where the study fixed it). Summaries
+    written before other crystals existed lack the lengths, angles and volume per formula unit (None)."""
 
     cell_angstrom: tuple[float, float, float, float, float, float]  # lx ly lz xy xz yz
     origin_angstrom: tuple[float, float, float]  # xlo ylo zlo
     volume_a3: float
-    lattice_constant_angstrom: float
+    lattice_constant_angstrom: float | None  # None: no cubic lattice constant (a structure file's cell)
     lattice_constant_stderr_angstrom: float | None  # None: fixed by the study
     pressure_bar: float
     pressure_stderr_bar: float | None
     temperature_k: float
     temperature_stderr_k: float | None
     samples: int  # thermo rows of the production run behind the means
+    cell_lengths_angstrom: tuple[float, float, float] | None = None  # a b c
+    cell_angles_deg: tuple[float, float, float] | None = None  # α (b, c) β (a, c) γ (a, b)
+    volume_per_formula_unit_a3: float | None = None
+    volume_per_formula_unit_stderr_a3: float | None = None  # None: fixed by the study
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,33 @@ class Outputs:
     last_step: int | None
     final_restart: str
     logs: tuple[str, ...]
+
+
+PrecisionOutcome = Literal["running", "met", "cap-reached"]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """One extension of a production run toward a precision target: asked in round ``round`` of the precision
+    loop (driver/precision.py), from the step where the run had ended to ``to_step``; resumed from its restart
+    file, so the run stays one continuous trajectory."""
+
+    round: int
+    from_step: int
+    to_step: int
+    requested: str
+
+
+@dataclass(frozen=True)
+class PrecisionRecord:
+    """A run under a precision target (the study's ``[precision]``): the target in words, the production length
+    (ps) the run has reached or is being extended to, whether the target was met (``met``), given up at the cap
+    (``cap-reached``) or not decided yet (``running``), and the extensions asked."""
+
+    target: str
+    production_ps: float
+    outcome: PrecisionOutcome = "running"
+    extensions: tuple[Extension, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +202,7 @@ class RunSummary:
     state: StatePoint | None = None
     settings: dict[str, str] = dataclasses.field(default_factory=dict)  # how the potential computes (rendered)
     device: str | None = None  # where the model computed (as it reported), and the CUDA_VISIBLE_DEVICES it had
+    precision: PrecisionRecord | None = None  # a run extended toward the study's precision target
 
     @property
     def done(self) -> bool:
@@ -277,8 +312,9 @@ class RunDir:
         return [self.log(k) for k in self._numbered("log", "lammps")]
 
     def restarts(self) -> list[Path]:
-        """Non-empty restart files, newest first."""
-        files = [self.path / f for f in RESTART_FILES if (self.path / f).is_file() and (self.path / f).stat().st_size]
+        """Non-empty restart files, newest first (the final one too: an extended run resumes from it)."""
+        files = [self.path / f for f in (*RESTART_FILES, FINAL_RESTART)
+                 if (self.path / f).is_file() and (self.path / f).stat().st_size]
         return sorted(files, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
     @property

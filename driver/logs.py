@@ -1,6 +1,8 @@
 """What a run's LAMMPS logs say about its state: the thermo table (``step time temp pe etotal press vol lx ly lz xy
 xz yz``, the deck's ``thermo_style``) and the cell of the NVT stages (the deck's ``LIF_DIFFUSION_CELL`` line),
-measured into a :class:`core.rundir.StatePoint` for the run summary.
+measured into a :class:`core.rundir.StatePoint` for the run summary: the cell's lengths, angles and volume per
+formula unit for any crystal, and the cubic lattice constant where the crystal has one (a built-in rock salt or
+antifluorite: a = (4·V/N_fu)^(1/3); :func:`inputs.structure.cubic_lattice_constant`).
 
 A run resumed from a restart file writes some steps twice (in the killed attempt's log and in the next one's);
 the later attempt's rows win, as its trajectory frames do.
@@ -16,7 +18,7 @@ import numpy as np
 from analysis.statistics import block_mean
 from core.errors import LammpsError
 from core.rundir import CELL_MARK, RunDir, RunSummary, StatePoint
-from inputs.structure import structure_of
+from inputs.structure import cubic_lattice_constant, structure_of
 
 THERMO_COLUMNS = ("step", "time", "temp", "pe", "etotal", "press", "vol", "lx", "ly", "lz", "xy", "xz", "yz")
 _ROW = re.compile(r"^\s*\d+(\s+[-+0-9.eE]+|\s+[-+]?(nan|inf))+\s*$", re.I)
@@ -45,10 +47,17 @@ def read_cell(logs: list[Path]) -> tuple[tuple[float, ...], tuple[float, ...]] |
     return found
 
 
-def lattice_constant(volume_a3, formula_units: int):
-    """The rock-salt lattice constant of a cell of ``formula_units`` LiF at ``volume_a3`` (4 formula units per
-    cubic cell of side a)."""
-    return (4.0 * np.asarray(volume_a3) / formula_units) ** (1.0 / 3.0)
+def lengths_and_angles(lx: float, ly: float, lz: float, xy: float, xz: float, yz: float
+                       ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(a, b, c) in Å and (α, β, γ) in degrees of a LAMMPS box: rows a = (lx, 0, 0), b = (xy, ly, 0),
+    c = (xz, yz, lz); α is the angle between b and c, β between a and c, γ between a and b."""
+    h = np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+    n = np.linalg.norm(h, axis=1)
+
+    def angle(i: int, j: int) -> float:
+        return float(np.degrees(np.arccos(np.clip(h[i] @ h[j] / (n[i] * n[j]), -1.0, 1.0))))
+
+    return (float(n[0]), float(n[1]), float(n[2])), (angle(1, 2), angle(0, 2), angle(0, 1))
 
 
 def state_point(run: RunDir, summary: RunSummary) -> StatePoint:
@@ -63,19 +72,25 @@ def state_point(run: RunDir, summary: RunSummary) -> StatePoint:
     st = summary.stages
     col = {c: k for k, c in enumerate(THERMO_COLUMNS)}
     prod = table[table[:, col["step"]] > st.equilibration_end]
-    fu = structure_of(summary.structure).formula_units
+    record = structure_of(summary.structure)
+    fu = record.formula_units
     if not fu:
-        raise LammpsError(f"{run}: its structure record has no formula units: cannot give a lattice constant")
+        raise LammpsError(f"{run}: its structure record has no formula units: cannot give a volume per formula unit")
     volume = lx * ly * lz
-    a_err = None
+    a = cubic_lattice_constant(record, volume / fu)
+    a_err = v_err = None
     if st.npt_end:
         npt = table[(table[:, col["step"]] > st.npt_half) & (table[:, col["step"]] <= st.npt_end)]
         if len(npt):
-            a_err = block_mean(lattice_constant(npt[:, col["vol"]], fu)).stderr
+            v_err = block_mean(npt[:, col["vol"]] / fu).stderr
+            a_err = None if a is None else block_mean(cubic_lattice_constant(record, npt[:, col["vol"]] / fu)).stderr
     if not len(prod):
         raise LammpsError(f"{run}: no production rows in the LAMMPS thermo output")
     p, t = block_mean(prod[:, col["press"]]), block_mean(prod[:, col["temp"]])
+    lengths, angles = lengths_and_angles(lx, ly, lz, xy, xz, yz)
     return StatePoint(cell_angstrom=(lx, ly, lz, xy, xz, yz), origin_angstrom=tuple(origin),  # type: ignore[arg-type]
-                      volume_a3=volume, lattice_constant_angstrom=float(lattice_constant(volume, fu)),
+                      volume_a3=volume, lattice_constant_angstrom=None if a is None else float(a),
                       lattice_constant_stderr_angstrom=a_err, pressure_bar=p.mean, pressure_stderr_bar=p.stderr,
-                      temperature_k=t.mean, temperature_stderr_k=t.stderr, samples=len(prod))
+                      temperature_k=t.mean, temperature_stderr_k=t.stderr, samples=len(prod),
+                      cell_lengths_angstrom=lengths, cell_angles_deg=angles, volume_per_formula_unit_a3=volume / fu,
+                      volume_per_formula_unit_stderr_a3=v_err)

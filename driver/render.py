@@ -21,17 +21,9 @@ from core.config import to_dict
 from core.errors import InputError, ModelMissingError, PotentialError
 from core.files import atomic_write_text, sha256_file
 from core.rundir import RunDir, RunSummary, temperature_label
-from inputs.structure import (
-    TYPE_ORDER,
-    Structure,
-    charges_for,
-    check_cutoff,
-    rocksalt_lif,
-    with_defect,
-    write_lammps_data,
-    write_structure_json,
-)
+from inputs.structure import Structure, charges_for, check_cutoff, write_lammps_data, write_structure_json
 from inputs.study import Study
+from inputs.system import System, build_structure, structure_path, system_of
 from potentials.base import Compute, PairBlock
 from potentials.catalog import PotentialEntry, resolve
 from templates import render
@@ -66,31 +58,26 @@ def ladders(study: Study) -> list[tuple[Study, str]]:
     return [(study, ""), (fixed, f"fixed-a{fixed.system.lattice_constant_angstrom:.4f}")]
 
 
-def build_structure(study: Study) -> Structure:
-    sy = study.system
-    try:
-        return with_defect(rocksalt_lif(sy.lattice_constant_angstrom, sy.supercell, sy.cell), sy.defect)
-    except InputError as e:  # name the study file and the fields that made the structure
-        raise InputError(f"{study.source}: system (lattice_constant_angstrom = {sy.lattice_constant_angstrom}, "
-                         f"supercell = {list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}): {e}"
-                         ) from None
-
-
-def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
+def deck_context(study: Study, run: RunSpec, block: PairBlock, system: System | None = None) -> dict:
+    """The deck's variables. Atoms are grouped by role, not element: ``mobile`` (dumped) and ``host`` (whose centre
+    of mass is the lattice's frame), from the study's :class:`inputs.system.System` (built here unless given)."""
     md, sy = study.md, study.system
+    system = system_of(study) if system is None else system
     stages = md.stages(sy.volume)
     dump_every = md.steps(md.dump_interval_ps, "dump_interval_ps")
     return {
         "title": f"{'NPT + ' if stages.npt_end else ''}NVT {run.potential} {run.temperature_k:g} K seed {run.seed}: "
-                 f"LiF {'x'.join(map(str, sy.supercell))} {sy.cell} cells with {sy.defect}",
+                 f"{system.material} {'x'.join(map(str, sy.supercell))} {system.cell_label} cells with {sy.defect}",
         "study": study.name,
         "deck_name": rundir.DECK,
         "potential": run.potential,
         "atom_style": "charge" if block.charges is not None else "atomic",
         "data_file": rundir.DATA,
         "pair_lines": block.lines,
-        "li_type": TYPE_ORDER.index("Li") + 1,
-        "f_type": TYPE_ORDER.index("F") + 1,
+        "mobile": system.mobile,
+        "host": " ".join(system.host),
+        "mobile_type": system.mobile_type,
+        "host_types": " ".join(map(str, system.host_types)),
         "timestep_ps": md.timestep_fs / 1000.0,
         "temperature_k": run.temperature_k,
         "damping_ps": md.thermostat_damping_ps,
@@ -105,7 +92,7 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
         "npt_half_step": stages.npt_half,
         "npt_end_step": stages.npt_end,
         "npt_average_steps": stages.npt_end - stages.npt_half,
-        "triclinic": sy.cell == "primitive",  # the rhombohedral cell: a triclinic LAMMPS box
+        "triclinic": system.triclinic,  # e.g. the rhombohedral cell: a triclinic LAMMPS box
         "cell_mark": rundir.CELL_MARK,
         "equilibration_end_step": stages.equilibration_end,
         "production_end_step": stages.production_end,
@@ -120,14 +107,18 @@ def deck_context(study: Study, run: RunSpec, block: PairBlock) -> dict:
     }
 
 
-def render_deck(study: Study, run: RunSpec, block: PairBlock) -> str:
-    return render(DECK_TEMPLATE, **deck_context(study, run, block))
+def render_deck(study: Study, run: RunSpec, block: PairBlock, system: System | None = None) -> str:
+    return render(DECK_TEMPLATE, **deck_context(study, run, block, system))
 
 
 def study_config(study: Study) -> dict:
-    """The resolved study as the run summary keeps it (read back with inputs.study.study_of)."""
+    """The resolved study as the run summary keeps it (read back with inputs.study.study_of): a structure file's
+    path is kept resolved, so the record does not depend on where the study file was."""
     d = to_dict(study)
     d.pop("source")  # where it was read from: the summary's study_source
+    path = structure_path(study)
+    if path is not None:
+        d["system"]["structure"] = str(path)
     return d
 
 
@@ -149,7 +140,7 @@ def resolve_potentials(study: Study, structure: Structure, accelerator: str = "c
         raise PotentialError(f"{study.source}: {e}") from None
     for name in study.potentials:
         try:
-            entry, block = resolve(name, TYPE_ORDER, compute)
+            entry, block = resolve(name, structure.type_order, compute)
         except ModelMissingError as e:
             missing.append(str(e))
             log.warning("%s; its runs are left out", e)
@@ -170,6 +161,7 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
     """Write every run directory of ``study`` under ``root/<study>/``; returns their paths in plan order."""
     structure = build_structure(study)
     resolved = resolve_potentials(study, structure, accelerator)
+    system = system_of(study, structure)
     decks, of = {}, {}
     for ladder, folder in ladders(study):
         built = structure if ladder is study else build_structure(ladder)
@@ -181,7 +173,7 @@ def render_study(study: Study, root: str | Path = "runs", accelerator: str = "cp
                     raise InputError(f"{study.source}: system.fixed_beside_angstrom: {e}") from None
         for run in plan(ladder, folder):
             if run.potential in resolved:
-                decks[run] = render_deck(ladder, run, resolved[run.potential][1])
+                decks[run] = render_deck(ladder, run, resolved[run.potential][1], system)
                 of[run] = (ladder, built)
     # model files can be large: hash each once per potential, for the fingerprints and the summaries
     sums = {name: {f: sha256_file(Path(f)) for f in block.files} for name, (_, block) in resolved.items()}
@@ -230,7 +222,7 @@ def _write_run(run_dir: Path, study: Study, run: RunSpec, deck: str, structure: 
         atomic_write_text(stage.deck, deck)
         charges = None if block.charges is None else \
             charges_for(structure, block.charges, study.system.charge_compensation)
-        write_lammps_data(structure, stage.data, charges=charges, type_order=TYPE_ORDER)
+        write_lammps_data(structure, stage.data, charges=charges)
         write_structure_json(structure, stage.structure_file)
         md = study.md
         summary = RunSummary(

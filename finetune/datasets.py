@@ -27,7 +27,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.files import atomic_copy, atomic_write_text, sha256_file
-from inputs.structure import TYPE_ORDER
+from inputs.structure import LIF_TYPE_ORDER
 
 FORMATS = ("extxyz", "deepmd", "ase-db")
 SPLITS = ("train", "valid", "test")
@@ -154,7 +154,7 @@ def labels(a) -> tuple[float | None, np.ndarray | None, np.ndarray | None]:
     return r.get("energy"), r.get("forces"), r.get("stress")
 
 
-def check_frames(frames: list, source: str, elements: tuple[str, ...] = TYPE_ORDER) -> None:
+def check_frames(frames: list, source: str, elements: tuple[str, ...] = LIF_TYPE_ORDER) -> None:
     """Every frame labelled with energy and forces of the right shape, and only ``elements`` in it."""
     for k, a in enumerate(frames):
         energy, forces, _ = labels(a)
@@ -221,7 +221,7 @@ def write_extxyz(frames: list, path: Path) -> Path:
     return path
 
 
-def write_deepmd(frames: list, directory: Path, type_map: tuple[str, ...] = TYPE_ORDER) -> list[Path]:
+def write_deepmd(frames: list, directory: Path, type_map: tuple[str, ...] = LIF_TYPE_ORDER) -> list[Path]:
     """DeePMD-kit npy systems, one per distinct atom list (DeePMD needs the same atoms in every frame)."""
     directory = Path(directory)
     groups: dict[tuple[str, ...], list] = {}
@@ -315,7 +315,7 @@ class DataSet:
 
 
 def prepare(sources: list[str | Path], out: str | Path, *, valid_fraction: float = 0.1, test_fraction: float = 0.1,
-            seed: int = 1, elements: tuple[str, ...] = TYPE_ORDER, fmt: str | None = None,
+            seed: int = 1, elements: tuple[str, ...] = LIF_TYPE_ORDER, fmt: str | None = None,
             provenance: dict | None = None) -> DataSet:
     """Read, check, hash, split and write a data set directory (written whole or not at all)."""
     if not sources:

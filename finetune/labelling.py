@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import LammpsError, PotentialError
 from core.units import BAR_PER_EV_A3
-from inputs.structure import TYPE_ORDER, rocksalt_lif, with_defect, write_atoms_data
+from inputs.structure import LIF_TYPE_ORDER, rocksalt_lif, with_defect, write_atoms_data
 from potentials.base import PairBlock
 
 
@@ -37,8 +37,10 @@ def lif_frames(n: int, seed: int, lattice_constant_angstrom: float = 4.01, cells
     return frames
 
 
-def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
-    """The frames with energy and forces from LAMMPS (attached as ASE single-point results)."""
+def label_with_lammps(frames: list, block: PairBlock, lmp: str,
+                      type_order: tuple[str, ...] = LIF_TYPE_ORDER) -> list:
+    """The frames with energy and forces from LAMMPS (attached as ASE single-point results); ``type_order``: the
+    species in the LAMMPS type order ``block`` was resolved for (LiF's by default)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from driver.dumps import iter_frames
@@ -53,8 +55,8 @@ def label_with_lammps(frames: list, block: PairBlock, lmp: str) -> list:
         tmp = Path(tmp)
         first = frames[0]
         charges = None if block.charges is None else [block.charges[e] for e in first.get_chemical_symbols()]
-        write_atoms_data(first, tmp / "d.lmp", charges=charges)
-        types = {e: i + 1 for i, e in enumerate(TYPE_ORDER)}
+        write_atoms_data(first, tmp / "d.lmp", charges=charges, type_order=type_order)
+        types = {e: i + 1 for i, e in enumerate(type_order)}
         with open(tmp / "frames.dump", "w") as fh:
             for k, a in enumerate(frames):
                 lx, ly, lz = (float(v) for v in np.diag(a.cell.array))

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError
-from inputs.structure import TYPE_ORDER
+from inputs.structure import LIF_TYPE_ORDER
 
 METHODS = ("fps", "random")
 
 
 def rdf_descriptors(frames: list, cutoff: float = 6.0, bins: int = 24, width: float = 0.15,
-                    elements: tuple[str, ...] = TYPE_ORDER) -> np.ndarray:
+                    elements: tuple[str, ...] = LIF_TYPE_ORDER) -> np.ndarray:
     """Per-configuration pair-distance histograms (one block per element pair), normalised per atom."""
     from ase.neighborlist import neighbor_list
 
@@ -45,7 +45,7 @@ def rdf_descriptors(frames: list, cutoff: float = 6.0, bins: int = 24, width: fl
     return out
 
 
-def mace_descriptors(frames: list, model_path: str | Path, elements: tuple[str, ...] = TYPE_ORDER) -> np.ndarray:
+def mace_descriptors(frames: list, model_path: str | Path, elements: tuple[str, ...] = LIF_TYPE_ORDER) -> np.ndarray:
     """Per-configuration means of the MACE model's invariant features, per element, concatenated."""
     from mace.calculators import MACECalculator
 

@@ -80,18 +80,20 @@ def sample(run_dirs: list[Path], n: int, skip_ps: float = 0.0, seed: int = 1) ->
     return [pool[i][2] for i in picks], [{"run": pool[i][0], "step": pool[i][1]} for i in picks]
 
 
-def labeller(spec: str):
-    """A function frames -> labelled frames, from ``lammps:<potential>`` or ``ase:<module>:<factory>``."""
+def labeller(spec: str, type_order: tuple[str, ...] | None = None):
+    """A function frames -> labelled frames, from ``lammps:<potential>`` or ``ase:<module>:<factory>``; a LAMMPS
+    labeller types the species in ``type_order`` (by default LiF's)."""
     kind, _, rest = spec.partition(":")
     if kind == "lammps" and rest:
         from driver.lammps import find_lammps
         from finetune.labelling import label_with_lammps
-        from inputs.structure import TYPE_ORDER
+        from inputs.structure import LIF_TYPE_ORDER
         from potentials.catalog import resolve
 
-        _, block = resolve(rest, TYPE_ORDER)
+        order = LIF_TYPE_ORDER if type_order is None else tuple(type_order)
+        _, block = resolve(rest, order)
         lmp = find_lammps()
-        return lambda frames: label_with_lammps(frames, block, lmp)
+        return lambda frames: label_with_lammps(frames, block, lmp, order)
     if kind == "ase" and rest.count(":") == 1:
         mod, fn = rest.split(":")
         try:
@@ -127,8 +129,9 @@ def self_generate(run_dirs: list[Path], n: int, label: str, out: Path, *, skip_p
     if not run_dirs:
         raise InputError("no run directories given to sample from")
     frames, origin = sample(run_dirs, n, skip_ps, seed)
-    labelled = labeller(label)(frames)
-    check_frames(labelled, f"self-generated from {len(run_dirs)} run(s)")
+    order = structure_of(RunDir(run_dirs[0]).read().structure).type_order  # the runs' species, in type order
+    labelled = labeller(label, order)(frames)
+    check_frames(labelled, f"self-generated from {len(run_dirs)} run(s)", order)
     runs = sorted({o["run"] for o in origin})
     prov = {"kind": "self-generated", "labeller": label, "skip_ps": skip_ps, "seed": seed,
             "runs": [{"path": r, "summary_sha256": sha256_file(RunDir(r).summary_file),

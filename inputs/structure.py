@@ -16,12 +16,17 @@ analysis assigns Li atoms to them to follow the defect itself. The interstitial 
 tetrahedral (cube-centre) sites (¼,¼,¼)·a of the conventional cell, equidistant (√3·a/4) from 4 Li and 4 F; there
 are two per formula unit (each Li site ± (¼,¼,¼)·a).
 
-Beyond rock-salt LiF (building blocks, not yet used by studies): :func:`antifluorite_li2o` builds Li2O (O on the
-fcc sites, Li on the tetrahedral sites; its empty sites are the octahedral (½,½,½)·a sites) and
-:func:`read_structure` takes any periodic structure file ASE reads (CIF, POSCAR, extxyz, LAMMPS data) with a
-supercell repeat. Both find their interstitial sites with the void search of :mod:`inputs.voids` and give the same
-:class:`Structure` record, which then knows its own species order (``type_order``), its mobile species (whose
-lattice sites are kept in ``li_sites``) and its formula units. Defects for any structure: :mod:`inputs.defects`.
+Beyond rock-salt LiF: :func:`antifluorite_li2o` builds Li2O (O on the fcc sites, Li on the tetrahedral sites; its
+empty sites are the octahedral (½,½,½)·a sites) and :func:`read_structure` takes any periodic structure file ASE
+reads (CIF, POSCAR, extxyz, LAMMPS data) with a supercell repeat. Both find their interstitial sites with the void
+search of :mod:`inputs.voids` and give the same :class:`Structure` record, which then knows its own species order
+(``type_order``), its mobile species (whose lattice sites are kept in ``li_sites``), its formula units and its
+material (the reduced formula of the perfect crystal). Defects for any structure: :mod:`inputs.defects`.
+
+This module is where the built-in crystals' chemistry is written down, once: :data:`BUILTINS` (LiF, the default,
+and Li2O) gives each one's species in LAMMPS type order, mobile species, builder and the rule from volume per formula
+unit to its cubic lattice constant. Everything else reads the species from a structure or its record (the
+architecture test forbids element literals elsewhere); studies choose the crystal through :mod:`inputs.system`.
 """
 
 from __future__ import annotations
@@ -30,32 +35,37 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Callable, Literal, get_args
 
 import numpy as np
 
 from core.errors import InputError
-from core.files import atomic_copy, atomic_write_text
+from core.files import atomic_copy, atomic_write_text, sha256_file
 
 DefectKind = Literal["none", "interstitial", "vacancy", "frenkel"]
 DEFECT_KINDS: tuple[str, ...] = get_args(DefectKind)
 CellKind = Literal["conventional", "primitive"]
-TYPE_ORDER: tuple[str, ...] = ("Li", "F")
+#: rock-salt LiF, the default crystal: its species in LAMMPS type order and its mobile species
+LIF_TYPE_ORDER: tuple[str, ...] = ("Li", "F")
+LIF_MOBILE = "Li"
 #: Li2O (antifluorite) at room temperature (Å), what a Li2O potential must reproduce
 LI2O_LATTICE_CONSTANT_ANGSTROM = 4.61
-#: the Li2O species in LAMMPS type order
+#: the Li2O species in LAMMPS type order, and its mobile species
 LI2O_TYPE_ORDER: tuple[str, ...] = ("Li", "O")
+LI2O_MOBILE = "Li"
 #: Closest approach allowed between two atoms (Å); anything nearer is a broken structure.
 MIN_SEPARATION_ANGSTROM = 1.0
 #: atoms in one conventional (cubic) or primitive rock-salt cell
 ATOMS_PER_CELL: dict[str, int] = {"conventional": 8, "primitive": 2}
+#: atoms in one conventional (cubic) or primitive antifluorite cell
+LI2O_ATOMS_PER_CELL: dict[str, int] = {"conventional": 12, "primitive": 3}
 #: the largest cell the driver builds: far beyond what one LAMMPS run of an ML potential can hold on a GPU
 MAX_ATOMS = 1_000_000
 
 
-def atoms_in(cell: str, supercell: tuple[int, ...]) -> int:
-    """How many atoms the perfect ``supercell`` of a ``cell`` has (before a defect)."""
-    n = ATOMS_PER_CELL[cell]
+def atoms_in(cell: str, supercell: tuple[int, ...], structure: str = "LiF") -> int:
+    """How many atoms the perfect ``supercell`` of a ``cell`` of a built-in crystal has (before a defect)."""
+    n = BUILTINS[structure].atoms_per_cell[cell]
     for k in supercell:
         n *= int(k)
     return n
@@ -75,9 +85,9 @@ class Structure:
 
     Beyond LiF: ``type_order`` is the species in LAMMPS type order, ``mobile`` the species whose lattice sites
     ``li_sites`` holds (named for LiF; for another mobile species they are that species' sites), and
-    ``formula_units`` the perfect crystal's formula units (None: counted by F atoms, the LiF rule). A structure read
-    from a file has ``cell_kind`` "file" and, as ``lattice_constant_angstrom``, the length of the file cell's first
-    vector."""
+    ``formula_units`` the perfect crystal's formula units (None: counted as the atoms of the last species in type
+    order, the rock-salt rule). A structure read from a file has ``cell_kind`` "file", as ``lattice_constant_angstrom``
+    the length of the file cell's first vector, and as ``source`` the file and its checksum."""
 
     positions: np.ndarray
     species: tuple[str, ...]
@@ -88,9 +98,11 @@ class Structure:
     li_sites: np.ndarray
     interstitial_sites: np.ndarray
     defect: Defect = field(default_factory=lambda: Defect("none"))
-    type_order: tuple[str, ...] = TYPE_ORDER
-    mobile: str = "Li"
+    type_order: tuple[str, ...] = LIF_TYPE_ORDER
+    mobile: str = LIF_MOBILE
     formula_units: int | None = None
+    material: str = "LiF"  # the reduced formula of the perfect crystal (the label of reports and tables)
+    source: tuple[str, str] | None = None  # (resolved path, sha256) of the structure file it was read from
 
     @property
     def n_atoms(self) -> int:
@@ -99,7 +111,7 @@ class Structure:
     @property
     def n_formula_units(self) -> int:
         """Formula units of the host crystal (a defect does not change them)."""
-        return self.count("F") if self.formula_units is None else self.formula_units
+        return self.count(self.type_order[-1]) if self.formula_units is None else self.formula_units
 
     @property
     def triclinic(self) -> bool:
@@ -127,7 +139,8 @@ class Structure:
 
     def describe(self) -> dict:
         """The record kept as ``structure.json``; that of LiF is exactly as it was before other crystals existed
-        (``mobile`` is written only when it is not Li)."""
+        (``mobile`` and ``material`` are written only where they differ from the default crystal's, which records
+        without them are; ``source`` only for a structure read from a file)."""
         out = {
             "formula": "".join(f"{s}{self.count(s)}" for s in self.type_order),
             "formula_units": self.n_formula_units,  # of the host crystal: the interstitial is not one
@@ -142,8 +155,13 @@ class Structure:
             "sites": {"li": np.round(self.li_sites, 10).tolist(),
                       "interstitial": np.round(self.interstitial_sites, 10).tolist()},
         }
-        if self.mobile != "Li":
+        default = BUILTINS[DEFAULT_STRUCTURE]
+        if self.mobile != default.mobile:
             out["mobile"] = self.mobile
+        if self.material != default.name:
+            out["material"] = self.material
+        if self.source is not None:
+            out["source"] = {"path": self.source[0], "sha256": self.source[1]}
         return out
 
 
@@ -151,7 +169,8 @@ class Structure:
 class StructureRecord:
     """What a run's ``structure.json`` (kept in ``summary.json`` as ``structure``) says, typed: the record
     :meth:`Structure.describe` writes, read back by :func:`structure_of`. ``formula_units`` and the sites are None
-    in records that lack them (the analysis then has no sites to follow a defect on)."""
+    in records that lack them (the analysis then has no sites to follow a defect on); ``mobile`` and ``material``
+    absent are the default crystal's (every record written before other crystals existed is LiF)."""
 
     type_order: tuple[str, ...]
     defect_kind: str
@@ -159,6 +178,9 @@ class StructureRecord:
     formula_units: int | None
     li_sites: np.ndarray | None  # fractional coordinates of the perfect crystal's Li sites
     interstitial_sites: np.ndarray | None
+    mobile: str = LIF_MOBILE  # absent from old records (all LiF): Li
+    material: str = "LiF"  # absent from old records and from LiF's: LiF
+    cell_kind: str = "conventional"
 
     def lammps_type(self, element: str) -> int:
         """The LAMMPS atom type of ``element`` (checked, never assumed)."""
@@ -178,9 +200,45 @@ def structure_of(record: dict) -> StructureRecord:
             defect_atom_ids=tuple(int(i) for i in defect.get("atom_ids", ())),
             formula_units=None if fu is None else int(fu),
             li_sites=None if not sites else np.asarray(sites["li"], dtype=float),
-            interstitial_sites=None if not sites else np.asarray(sites["interstitial"], dtype=float))
+            interstitial_sites=None if not sites else np.asarray(sites["interstitial"], dtype=float),
+            mobile=str(record.get("mobile", BUILTINS[DEFAULT_STRUCTURE].mobile)),
+            material=str(record.get("material", BUILTINS[DEFAULT_STRUCTURE].name)),
+            cell_kind=str(record.get("cell_kind", "conventional")))
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"a structure record lacks or garbles {e}: {sorted(record)}") from None
+
+
+def material_of(record: StructureRecord | dict) -> str:
+    """The material a run simulates, as reports, tables and plots name it: the reduced formula of the perfect
+    crystal in type order ("LiF", "Li2O", "LiCl"), from a structure record (typed or as ``structure.json``)."""
+    return (structure_of(record) if isinstance(record, dict) else record).material
+
+
+def cubic_lattice_constant(record: StructureRecord, volume_per_formula_unit_a3):
+    """The cubic lattice constant (Å) of a built-in crystal at a volume per formula unit (Å³; array or number):
+    a = (Z·v)^(1/3) with Z formula units per cubic cell (rock salt and antifluorite: 4). None where the crystal
+    has no such rule (a structure read from a file: its cell need not be cubic)."""
+    builtin = BUILTINS.get(record.material)
+    if builtin is None or record.cell_kind not in get_args(CellKind):
+        return None
+    return (builtin.formula_units_per_cubic_cell * np.asarray(volume_per_formula_unit_a3)) ** (1.0 / 3.0)
+
+
+def reduced_formula(species: tuple[str, ...] | list[str], type_order: tuple[str, ...]) -> str:
+    """The reduced formula of a set of atoms in type order: ("Li",)*8 + ("O",)*4 → "Li2O"."""
+    counts = [sum(1 for s in species if s == t) for t in type_order]
+    g = math.gcd(*counts)
+    return "".join(t + (str(n // g) if n // g > 1 else "") for t, n in zip(type_order, counts) if n)
+
+
+def type_order_for(symbols) -> tuple[str, ...]:
+    """A LAMMPS type order for a set of element symbols: a built-in crystal's where it names exactly those elements
+    (LiF's for Li and F), else the symbols in the order they first appear."""
+    present = tuple(dict.fromkeys(symbols))
+    for builtin in BUILTINS.values():
+        if set(builtin.type_order) == set(present):
+            return builtin.type_order
+    return present
 
 
 def lammps_cell(cell: np.ndarray) -> np.ndarray:
@@ -198,20 +256,20 @@ def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, i
     a, reps = _checked_cell(lattice_constant_angstrom, supercell, cell, ATOMS_PER_CELL)
     atoms = bulk("LiF", "rocksalt", a=a, cubic=cell == "conventional").repeat(reps)
     atoms.wrap()
-    order = np.argsort([TYPE_ORDER.index(s) for s in atoms.get_chemical_symbols()], kind="stable")
+    order = np.argsort([LIF_TYPE_ORDER.index(s) for s in atoms.get_chemical_symbols()], kind="stable")
     atoms = atoms[order]
     h = np.array(atoms.cell)
     inv = np.linalg.inv(h)
-    li = atoms.positions[np.array(atoms.get_chemical_symbols()) == "Li"]
+    li = atoms.positions[np.array(atoms.get_chemical_symbols()) == LIF_MOBILE]
     shift = np.full(3, a / 4)  # (¼,¼,¼)·a in the cubic frame, which ASE's bulk cells share
     tetra = np.vstack([li + shift, li - shift])
     return Structure(atoms.positions.copy(), tuple(atoms.get_chemical_symbols()), h, a, cell, reps,  # type: ignore[arg-type]
-                     (li @ inv) % 1.0, (tetra @ inv) % 1.0)
+                     (li @ inv) % 1.0, (tetra @ inv) % 1.0, formula_units=len(li))
 
 
 def with_defect(structure: Structure, kind: str) -> Structure:
-    """Add one point defect near the cell centre: ``interstitial`` Li (at the interstitial site nearest the
-    centre), Li ``vacancy`` or Li ``frenkel`` pair (the vacancy near the centre, the interstitial at the
+    """Add one point defect of the mobile species near the cell centre: an ``interstitial`` (at the interstitial site
+    nearest the centre), a ``vacancy`` or a ``frenkel`` pair (the vacancy near the centre, the interstitial at the
     interstitial site farthest from it, so they do not recombine at once)."""
     if kind not in DEFECT_KINDS:
         raise InputError(f"unknown defect {kind!r}; choose one of {', '.join(DEFECT_KINDS)}")
@@ -222,12 +280,12 @@ def with_defect(structure: Structure, kind: str) -> Structure:
     if kind == "interstitial":
         site = structure.interstitial_sites[_nearest(structure, structure.interstitial_sites, centre)]
         positions = np.vstack([positions, site @ structure.cell])
-        species.append("Li")
+        species.append(structure.mobile)
         defect = Defect("interstitial", atom_ids=(len(species),))
     else:
         k = _nearest(structure, structure.li_sites, centre)
         vacancy = structure.li_sites[k]
-        li_idx = [i for i, s in enumerate(species) if s == "Li"]
+        li_idx = [i for i, s in enumerate(species) if s == structure.mobile]
         frac = positions @ np.linalg.inv(structure.cell)
         atom = li_idx[int(np.argmin([_dist2(structure, frac[i] - vacancy) for i in li_idx]))]
         positions = np.delete(positions, atom, axis=0)
@@ -237,7 +295,7 @@ def with_defect(structure: Structure, kind: str) -> Structure:
             d2 = [_dist2(structure, s - vacancy) for s in structure.interstitial_sites]
             site = structure.interstitial_sites[int(np.argmax(d2))]
             positions = np.vstack([positions, site @ structure.cell])
-            species.append("Li")
+            species.append(structure.mobile)
             defect = Defect("frenkel", atom_ids=(len(species),), vacancy_site=defect.vacancy_site)
     out = replace(structure, positions=positions, species=tuple(species), defect=defect)
     check_separation(out)
@@ -296,19 +354,24 @@ def charges_for(structure: Structure, charges: dict[str, float], compensation: s
 
 
 def write_lammps_data(structure: Structure, path: str | Path, *, charges=None,
-                      type_order: tuple[str, ...] = TYPE_ORDER) -> Path:
+                      type_order: tuple[str, ...] | None = None) -> Path:
     """Write a LAMMPS data file (``atom_style charge`` when ``charges`` are given: per atom, or per element as
     a dict; else ``atomic``); the cell is rotated into LAMMPS's frame, a triclinic box where it is not
-    orthogonal."""
+    orthogonal. Types in ``type_order``, by default the structure's."""
     if isinstance(charges, dict):
         charges = [charges[s] for s in structure.species]
-    return write_atoms_data(structure.atoms(), path, charges=charges, type_order=type_order)
+    return write_atoms_data(structure.atoms(), path, charges=charges,
+                            type_order=structure.type_order if type_order is None else type_order)
 
 
-def write_atoms_data(atoms, path: str | Path, *, charges=None, type_order: tuple[str, ...] = TYPE_ORDER) -> Path:
-    """ASE Atoms as a LAMMPS data file, with ASE's writer (types in ``type_order``; per-atom ``charges`` make it
-    ``atom_style charge``), written atomically."""
+def write_atoms_data(atoms, path: str | Path, *, charges=None, type_order: tuple[str, ...] | None = None) -> Path:
+    """ASE Atoms as a LAMMPS data file, with ASE's writer (types in ``type_order``, by default
+    :func:`type_order_for` the atoms' elements; per-atom ``charges`` make it ``atom_style charge``), written
+    atomically."""
     from ase.io import write
+
+    if type_order is None:
+        type_order = type_order_for(atoms.get_chemical_symbols())
 
     unknown = sorted(set(atoms.get_chemical_symbols()) - set(type_order))
     if unknown:
@@ -334,14 +397,14 @@ def antifluorite_li2o(lattice_constant_angstrom: float = LI2O_LATTICE_CONSTANT_A
     lattice, (½,½,½)·a and equivalents, one per formula unit, each √3·a/4 from 8 Li."""
     from ase.build import bulk
 
-    a, reps = _checked_cell(lattice_constant_angstrom, supercell, cell, {"conventional": 12, "primitive": 3})
+    a, reps = _checked_cell(lattice_constant_angstrom, supercell, cell, LI2O_ATOMS_PER_CELL)
     # ASE's "fluorite" puts the first symbol on the fcc sites: "OLi2" is antifluorite ("Li2O" would put Li there)
     unit = bulk("OLi2", "fluorite", a=a, cubic=cell == "conventional")
-    s = _from_atoms(unit, reps, "Li", LI2O_TYPE_ORDER, void_classes=1)
+    s = _from_atoms(unit, reps, LI2O_MOBILE, LI2O_TYPE_ORDER, void_classes=1)
     return replace(s, lattice_constant_angstrom=a, cell_kind=cell)
 
 
-def read_structure(path: str | Path, supercell: int | tuple[int, int, int] = 1, *, mobile: str = "Li",
+def read_structure(path: str | Path, supercell: int | tuple[int, int, int] = 1, *, mobile: str = LIF_MOBILE,
                    type_order: tuple[str, ...] | None = None, file_format: str | None = None,
                    void_classes: int = 1) -> Structure:
     """A perfect crystal from any periodic structure file ASE reads (CIF, POSCAR, extxyz, LAMMPS data: format from
@@ -385,7 +448,7 @@ def read_structure(path: str | Path, supercell: int | tuple[int, int, int] = 1, 
     _, reps = _checked_cell(1.0, supercell, "conventional", {"conventional": len(unit)})
     s = _from_atoms(unit, reps, mobile, order, void_classes)
     a = float(np.linalg.norm(unit.cell[0]))
-    out = replace(s, lattice_constant_angstrom=a, cell_kind="file")
+    out = replace(s, lattice_constant_angstrom=a, cell_kind="file", source=(str(path.resolve()), sha256_file(path)))
     check_separation(out)
     return out
 
@@ -430,4 +493,28 @@ def _from_atoms(unit, reps: tuple[int, int, int], mobile: str, type_order: tuple
     fu = math.gcd(*counts) * math.prod(reps)
     mobile_sites = frac[np.array(symbols) == mobile]
     return Structure(atoms.positions.copy(), tuple(symbols), h, float(np.linalg.norm(h[0]) / reps[0]),
-                     "conventional", reps, mobile_sites, interstitial, Defect("none"), type_order, mobile, fu)
+                     "conventional", reps, mobile_sites, interstitial, Defect("none"), type_order, mobile, fu,
+                     reduced_formula(unit.get_chemical_symbols(), type_order))
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A crystal the driver builds itself: its name (the study's ``system.structure``), species in LAMMPS type
+    order, mobile species, atoms per conventional and primitive cell, formula units per cubic cell (what turns a
+    volume per formula unit into its lattice constant) and builder (lattice constant Å, supercell, cell kind)."""
+
+    name: str
+    type_order: tuple[str, ...]
+    mobile: str
+    atoms_per_cell: dict[str, int]
+    formula_units_per_cubic_cell: int
+    build: Callable[[float, tuple[int, int, int], CellKind], Structure]
+
+
+#: the built-in crystals by name; the chemistry of LiF and Li2O is written here and nowhere else
+BUILTINS: dict[str, Builtin] = {
+    "LiF": Builtin("LiF", LIF_TYPE_ORDER, LIF_MOBILE, ATOMS_PER_CELL, 4, rocksalt_lif),  # rock salt
+    "Li2O": Builtin("Li2O", LI2O_TYPE_ORDER, LI2O_MOBILE, LI2O_ATOMS_PER_CELL, 4, antifluorite_li2o),  # antifluorite
+}
+#: what a study simulates unless it names another structure; records without a material are of it
+DEFAULT_STRUCTURE = "LiF"

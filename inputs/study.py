@@ -1,10 +1,10 @@
 """Study files: what to simulate, as typed, validated, frozen configuration.
 
-A study is a TOML file (read with :mod:`tomllib`): the system (LiF supercell and defect), the potentials (names
-from the catalog), the temperature ladder in K, the replicas (one velocity seed each), the MD lengths in ps and
-the analysis choices. ``load_study("default")`` reads ``inputs/studies/default.toml``; any other argument is a path.
-Every field is required unless it has a default here; unknown keys are errors, so a typo never goes unnoticed.
-Errors name the file and the field.
+A study is a TOML file (read with :mod:`tomllib`): the system (the crystal: built-in LiF or Li2O, or a structure
+file; supercell, mobile species, defect), the potentials (names from the catalog), the temperature ladder in K,
+the replicas (one velocity seed each), the MD lengths in ps and the analysis choices. ``load_study("default")``
+reads ``inputs/studies/default.toml``; any other argument is a path. Every field is required unless it has a
+default here; unknown keys are errors, so a typo never goes unnoticed. Errors name the file and the field.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from core import config
 from core.config import Name, builtin_names, from_dict
 from core.errors import InputError
 from core.rundir import DumpFormat, Stages, temperature_label
-from inputs.structure import MAX_ATOMS, CellKind, DefectKind, atoms_in
+from inputs.structure import BUILTINS, DEFAULT_STRUCTURE, LIF_MOBILE, MAX_ATOMS, CellKind, DefectKind, atoms_in
 
 Selection = Literal["li", "defect", "collective"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
@@ -32,7 +32,16 @@ ChargeCompensation = Literal["background", "anion-sublattice"]
 
 @dataclass(frozen=True)
 class SystemSpec:
-    """The simulated cell. ``volume = "npt"``: each run first finds its own cell at ``md.pressure_bar`` (the
+    """The simulated cell. ``structure``: a built-in crystal (``LiF``, rock salt, the default; ``Li2O``,
+    antifluorite), built at ``lattice_constant_angstrom`` (required for them) in ``cell`` (conventional |
+    primitive) repeated ``supercell`` times; or the path (relative to the study file) of a structure file ASE reads
+    (CIF, POSCAR, extxyz, LAMMPS data), whose own cell is repeated: no lattice constant then (the file's cell is the
+    cell; with ``volume = "npt"`` the NPT stage finds the potential's own), and no ``cell`` but the default.
+    ``mobile``: the species whose D is measured, whose sites are tracked and which the defect is made of; every
+    other species is the host, whose centre-of-mass drift is removed. ``interstitial_site``: where an interstitial
+    (defect interstitial or frenkel) is put, fractional coordinates of the repeated cell (placed in the copy nearest
+    the supercell's centre); without it, at the largest void nearest the centre (:mod:`inputs.voids`).
+    ``volume = "npt"``: each run first finds its own cell at ``md.pressure_bar`` (the
     lattice constant is only where it starts); ``"fixed"``: every run is NVT at ``lattice_constant_angstrom``.
     ``charge_compensation`` applies to rigid-ion (classical) potentials: ``background`` leaves a charged defect
     cell to Ewald's neutralising background, ``anion-sublattice`` spreads the opposite charge over the F ions.
@@ -40,10 +49,13 @@ class SystemSpec:
     constant (e.g. the NPT cell of the middle temperature), beside the NPT one, so that the report can give both
     Ea and their difference (the part of the zero-pressure Ea that comes from the lattice's expansion)."""
 
-    lattice_constant_angstrom: float
     supercell: tuple[int, int, int]
+    lattice_constant_angstrom: float | None = None
+    structure: str = DEFAULT_STRUCTURE
+    mobile: str = LIF_MOBILE
     cell: CellKind = "conventional"
     defect: DefectKind = "interstitial"
+    interstitial_site: tuple[float, float, float] | None = None
     volume: Volume = "npt"
     charge_compensation: ChargeCompensation = "background"
     fixed_beside_angstrom: float | None = None
@@ -105,6 +117,34 @@ class MaceSpec:
     cuequivariance: bool = False
 
 
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """``[precision]``: ask for the precision, not the run length (driver/precision.py runs the loop).
+
+    With a target, ``driver run`` first runs every state at ``md.production_ps`` (the pilot), analyses the study,
+    and, while a target is missed, extends the runs — each as one continuous trajectory, resumed from its last
+    restart file — to the lengths the planner proposes (analysis/plan.py), rounded up to whole ``chunk_ps``
+    (default: the pilot's length) and never beyond ``max_production_ps`` (the cap; required with a target).
+    Targets: ``ea_stderr_ev``, the 1σ of Ea of every Arrhenius series (potential and ladder) of the study;
+    ``d_rel_stderr``, the 1σ of each state's D relative to D. At most ``max_rounds`` extension rounds."""
+
+    ea_stderr_ev: float | None = None
+    d_rel_stderr: float | None = None
+    max_production_ps: float | None = None
+    chunk_ps: float | None = None
+    max_rounds: int = 6
+
+    @property
+    def enabled(self) -> bool:
+        return self.ea_stderr_ev is not None or self.d_rel_stderr is not None
+
+    def describe(self) -> str:
+        """The targets in words: ``σ(Ea) <= 0.02 eV, σ(D)/D <= 0.1, up to 400 ps``."""
+        parts = ([f"σ(Ea) <= {self.ea_stderr_ev:g} eV"] if self.ea_stderr_ev is not None else []) + \
+            ([f"σ(D)/D <= {self.d_rel_stderr:g}"] if self.d_rel_stderr is not None else [])
+        return ", ".join(parts) + f", up to {self.max_production_ps:g} ps"
+
+
 #: physical bounds of a study's numbers (checked at load; the message names the bound)
 MAX_TEMPERATURE_K = 1.0e6  # no crystal nor bound state of atoms survives this (a test heats to 2e5 K to lose atoms)
 MAX_TIMESTEP_FS = 20.0  # metal units: Li vibrates with a ~100 fs period; even 5 fs is coarse
@@ -125,6 +165,7 @@ class Study:
     md: MDSpec
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     mace: MaceSpec = field(default_factory=MaceSpec)
+    precision: PrecisionSpec = field(default_factory=PrecisionSpec)
     description: str = ""
     source: str = field(default="<memory>", metadata={"from_file": False})
 
@@ -192,17 +233,7 @@ def _validate(s: Study) -> None:
     if any(not 0 < k < 2**31 for k in s.seeds):
         raise _fail(s, "seeds", "LAMMPS seeds must be integers between 1 and 2147483647")
     sy = s.system
-    if not math.isfinite(sy.lattice_constant_angstrom) or sy.lattice_constant_angstrom <= 0:
-        raise _fail(s, "system.lattice_constant_angstrom", "must be a positive length in Å")
-    if sy.lattice_constant_angstrom > MAX_LATTICE_CONSTANT_ANGSTROM:
-        raise _fail(s, "system.lattice_constant_angstrom", f"{sy.lattice_constant_angstrom:g} Å is above "
-                    f"{MAX_LATTICE_CONSTANT_ANGSTROM:g} Å")
-    if len(sy.supercell) != 3 or any(n < 1 for n in sy.supercell):
-        raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
-    if any(n > MAX_ATOMS for n in sy.supercell) or atoms_in(sy.cell, sy.supercell) > MAX_ATOMS:
-        raise _fail(s, "system.supercell", f"{list(sy.supercell)} of the {sy.cell} cell would hold "
-                    f"{atoms_in(sy.cell, tuple(min(n, MAX_ATOMS) for n in sy.supercell)):.3g} atoms, more than "
-                    f"{MAX_ATOMS} (the most this driver builds)")
+    _validate_system(s, sy)
     md = s.md
     for name in ("timestep_fs", "equilibration_ps", "production_ps", "dump_interval_ps",
                  "thermo_interval_ps", "restart_interval_ps", "thermostat_damping_ps", "barostat_damping_ps"):
@@ -279,6 +310,80 @@ def _validate(s: Study) -> None:
         raise _fail(s, "analysis.min_events", f"must be non-negative, got {an.min_events}")
     if an.window_ps is not None and not 0 < an.window_ps[0] < an.window_ps[1] <= md.production_ps:
         raise _fail(s, "analysis.window_ps", f"need 0 < start < end <= md.production_ps, got {list(an.window_ps)}")
+    _validate_precision(s)
+
+
+def _validate_precision(s: Study) -> None:
+    pr, md = s.precision, s.md
+    for name in ("ea_stderr_ev", "d_rel_stderr"):
+        v = getattr(pr, name)
+        if v is not None and not v > 0:
+            raise _fail(s, f"precision.{name}", f"must be a positive 1σ target, got {v}")
+    if not pr.enabled:
+        if pr.max_production_ps is not None or pr.chunk_ps is not None:
+            raise _fail(s, "precision", "give a target (ea_stderr_ev and/or d_rel_stderr) for the runs to be "
+                        "extended to, or leave out the section")
+        return
+    if pr.max_production_ps is None:
+        raise _fail(s, "precision.max_production_ps", "a precision target needs a cap on the production length "
+                    "(ps per run): states with too few events would otherwise be extended forever")
+    if pr.max_production_ps < md.production_ps:
+        raise _fail(s, "precision.max_production_ps", f"{pr.max_production_ps:g} ps is shorter than the pilot, "
+                    f"md.production_ps = {md.production_ps:g} ps")
+    if pr.max_rounds < 1:
+        raise _fail(s, "precision.max_rounds", f"must be at least 1, got {pr.max_rounds}")
+    if pr.ea_stderr_ev is not None and len(s.temperatures_k) < 2:
+        raise _fail(s, "precision.ea_stderr_ev", f"an Arrhenius fit needs at least two temperatures, the study has "
+                    f"{list(s.temperatures_k)} (run the ladder, or give d_rel_stderr alone)")
+    dump = md.steps(md.dump_interval_ps, "dump_interval_ps")
+    for name in ("max_production_ps", "chunk_ps"):
+        v = getattr(pr, name)
+        if v is None:
+            continue
+        if not v > 0 or v * 1000.0 / md.timestep_fs > MAX_STEPS:
+            raise _fail(s, f"precision.{name}", f"must be a positive length of at most {MAX_STEPS} timesteps, got {v}")
+        n = v * 1000.0 / md.timestep_fs
+        if abs(n - round(n)) > 1e-6 * max(1.0, n):
+            raise _fail(s, f"precision.{name}", f"{v:g} ps is not a whole number of {md.timestep_fs:g} fs timesteps")
+        if round(n) % dump:
+            raise _fail(s, f"precision.{name}", f"{v:g} ps is not a whole number of dump intervals "
+                        f"(md.dump_interval_ps = {md.dump_interval_ps:g})")
+    if md.stages(s.system.volume).equilibration_end + md.steps(pr.max_production_ps, "max_production_ps") > MAX_STEPS:
+        raise _fail(s, "precision.max_production_ps", f"the runs would have more than {MAX_STEPS} steps")
+
+
+def _validate_system(s: Study, sy: SystemSpec) -> None:
+    builtin = BUILTINS.get(sy.structure)
+    if not sy.structure.strip():
+        raise _fail(s, "system.structure", f"name a built-in crystal ({', '.join(BUILTINS)}) or a structure file")
+    if builtin is not None and sy.lattice_constant_angstrom is None:
+        raise _fail(s, "system.lattice_constant_angstrom", f"give the built-in {sy.structure}'s (starting) lattice "
+                    "constant in Å")
+    if builtin is None:  # a structure file: read (and checked) when the structure is built
+        for name, value, default in (("lattice_constant_angstrom", sy.lattice_constant_angstrom, None),
+                                     ("cell", sy.cell, "conventional"),
+                                     ("fixed_beside_angstrom", sy.fixed_beside_angstrom, None)):
+            if value != default:
+                raise _fail(s, f"system.{name}", f"is for the built-in crystals ({', '.join(BUILTINS)}); "
+                            f"system.structure {sy.structure!r} is a file, whose own cell is repeated: remove it")
+    elif sy.mobile != builtin.mobile:
+        raise _fail(s, "system.mobile", f"the built-in {sy.structure}'s mobile species is {builtin.mobile} (its "
+                    f"sites are the ones built), not {sy.mobile!r}; for another give a structure file")
+    a = sy.lattice_constant_angstrom
+    if a is not None and (not math.isfinite(a) or a <= 0):
+        raise _fail(s, "system.lattice_constant_angstrom", "must be a positive length in Å")
+    if a is not None and a > MAX_LATTICE_CONSTANT_ANGSTROM:
+        raise _fail(s, "system.lattice_constant_angstrom", f"{a:g} Å is above {MAX_LATTICE_CONSTANT_ANGSTROM:g} Å")
+    if len(sy.supercell) != 3 or any(n < 1 for n in sy.supercell):
+        raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
+    name = sy.structure if builtin is not None else DEFAULT_STRUCTURE  # a file's atoms are counted when read
+    if any(n > MAX_ATOMS for n in sy.supercell) or atoms_in(sy.cell, sy.supercell, name) > MAX_ATOMS:
+        raise _fail(s, "system.supercell", f"{list(sy.supercell)} of the {sy.cell} cell would hold "
+                    f"{atoms_in(sy.cell, tuple(min(n, MAX_ATOMS) for n in sy.supercell), name):.3g} atoms, more "
+                    f"than {MAX_ATOMS} (the most this driver builds)")
+    if sy.interstitial_site is not None and sy.defect not in ("interstitial", "frenkel"):
+        raise _fail(s, "system.interstitial_site", f"places an added atom (defect interstitial or frenkel); "
+                    f"system.defect is {sy.defect!r}")
 
 
 # --- reading ------------------------------------------------------------------------------------------------

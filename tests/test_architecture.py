@@ -5,6 +5,7 @@ finetune. A package imports only from the layers below it (imports inside functi
 ``__main__`` modules may sit on top of everything."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,59 @@ def test_only_core_rundir_spells_the_run_directory():
                    for name in RUNDIR_NAMES):
                 found.append(f"{path.relative_to(ROOT)}:{line}: {s!r}")
     assert not found, "run-directory file names outside core/rundir.py:\n" + "\n".join(found)
+
+
+#: the chemistry is named once: element names of the built-in crystals appear as string literals only in the data of
+#: inputs/structure.py (module-level assignments: LIF_TYPE_ORDER, BUILTINS, ...); everything else reads the species
+#: from a structure, its record or the study (catalog.toml, tests and docs may name elements freely)
+ELEMENTS = ("Li", "F", "O")
+CHEMISTRY_OWNER = ROOT / "inputs" / "structure.py"
+TEMPLATE_ELEMENT = re.compile(r"(?<![\w.%{])(Li|F|O)(?![\w}])")
+
+
+def element_literals(source: str, data_only: bool = False) -> list[tuple[int, str]]:
+    """(line, literal) of every string constant that is an element name of :data:`ELEMENTS` in Python ``source``
+    (docstrings left out: a name in prose assumes nothing); ``data_only``: constants inside module-level
+    assignments are allowed."""
+    tree = ast.parse(source)
+    allowed: set[int] = set()
+    if data_only:
+        for node in tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                allowed |= {id(n) for n in ast.walk(node)}
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and n.value in ELEMENTS and id(n) not in allowed | docstrings]
+
+
+def template_elements(text: str) -> list[tuple[int, str]]:
+    """(line, word) of element names of :data:`ELEMENTS` written into a template's LAMMPS lines (comments aside)."""
+    return [(k, m.group(1)) for k, line in enumerate(text.splitlines(), start=1)
+            if not line.lstrip().startswith("#") for m in TEMPLATE_ELEMENT.finditer(line)]
+
+
+def test_the_chemistry_is_named_once():
+    found = []
+    for path in [p for _, p in modules()] + sorted((ROOT / "tools").rglob("*.py")):
+        for line, s in element_literals(path.read_text(), data_only=path == CHEMISTRY_OWNER):
+            found.append(f"{path.relative_to(ROOT)}:{line}: {s!r}")
+    for path in sorted((ROOT / "templates").glob("*.j2")):
+        if path.name.endswith(".html.j2"):  # the report: prose, whose species come from the analysis
+            continue
+        for line, s in template_elements(path.read_text()):
+            found.append(f"{path.relative_to(ROOT)}:{line}: {s!r}")
+    assert not found, ("element names outside the built-in crystals' data (inputs/structure.py): read them from "
+                       "the structure or its record:\n" + "\n".join(found))
+
+
+def test_the_chemistry_check_finds_an_element_name():
+    render = (ROOT / "driver" / "render.py").read_text()
+    assert element_literals(render) == []
+    assert element_literals(render + '\nMOBILE = "Li"\n') == [(render.count("\n") + 2, "Li")]
+    assert element_literals('def f(s):\n    return s.count("F")\n') == [(2, "F")]
+    assert element_literals('TYPES = ("Li", "F")\n', data_only=True) == []  # the owner's data
+    assert element_literals('def f():\n    return ("Li", "F")\n', data_only=True) == [(2, "Li"), (2, "F")]
+    assert template_elements("group           Li type 1\ncompute         fcom F com\n") == [(1, "Li"), (2, "F")]
+    assert template_elements("# Li positions\ngroup mobile type {{ mobile_type }}\nformat float %.8f\n") == []

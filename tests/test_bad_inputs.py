@@ -112,8 +112,8 @@ CASES = [
      lambda tp, mp: render(tp, **{"system.supercell": [2, 2, 2]}), "test.toml: system.supercell [2, 2, 2]: "),
     ("structure-overlap", "atoms closer than physical (lattice constant far too small)",
      lambda tp, mp: render(tp, **{"system.lattice_constant_angstrom": 1.0}),
-     "test.toml: system (lattice_constant_angstrom = 1.0, supercell = [3, 3, 3], cell = 'conventional', "
-     "defect = 'interstitial'): atoms overlap"),
+     "test.toml: system (structure = 'LiF', lattice_constant_angstrom = 1.0, supercell = [3, 3, 3], "
+     "cell = 'conventional', defect = 'interstitial'): atoms overlap"),
     ("model-wrong-elements", "a model without Li or F",
      lambda tp, mp: (mace_catalog(tp, mp, atomic_numbers=(3, 8)), render(tp, potentials=["m"])),
      "covers elements ['Li', 'O'], not ['F']"),

@@ -45,9 +45,10 @@ def test_deck_carries_the_numbers_it_was_given(t, seed, dt_fs, n_dump, n_prod):
     deck, ctx = render_deck(study, run, block), deck_context(study, run, block)
     assert f"velocity all create {t} {seed} " in deck
     assert f"fix             nvt all nvt temp {t} {t} " in deck
-    assert f"run             {ctx['production_end_step']} upto" in deck
+    assert f"variable        production_end index {ctx['production_end_step']}\n" in deck
+    assert "run             ${production_end} upto" in deck  # the end is a variable: extending a run sets it
     assert ctx["production_end_step"] - ctx["equilibration_end_step"] == n_prod * 30 * n_dump
-    assert f"dump            traj Li custom {n_dump} " in deck and "{{" not in deck and "}}" not in deck
+    assert f"dump            traj mobile custom {n_dump} " in deck and "{{" not in deck and "}}" not in deck
 
 
 def write_dump(path, steps, ids, types, pos, box=20.0):

@@ -39,9 +39,9 @@ def test_deck_has_what_diffusion_needs():
     assert "custom 5 traj.${segment}.dump id type xu yu zu" in text  # unwrapped Li every 5 steps
     assert "fix             nvt all nvt temp 600.0 600.0 0.1" in text
     assert "velocity all create 600.0 1 mom yes dist gaussian" in text and "rot yes" not in text
-    assert "run             700 upto" in text
+    assert "variable        production_end index 700\n" in text and "run             ${production_end} upto" in text
     assert "fix             momentum all momentum 5 linear 1 1 1" in text  # no drift of the whole crystal
-    assert "c_fcom[1] c_fcom[2] c_fcom[3] file fcom.${segment}.txt" in text  # the host lattice's frame
+    assert "c_hostcom[1] c_hostcom[2] c_hostcom[3] file fcom.${segment}.txt" in text  # the host lattice's frame
     assert "fix             npt" not in text and "change_box" not in text  # a fixed volume: NVT only
 
 

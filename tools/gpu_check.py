@@ -362,7 +362,7 @@ def deepmd_model(path: Path, quick: bool, scale: float = 0.1) -> Path:
         desc = {"type": "se_e2_a", "rcut": 6.0, "rcut_smth": 0.5, "sel": [76, 76], "neuron": [25, 50, 100],
                 "axis_neuron": 16, "seed": 1}
         fit = {"neuron": [240, 240, 240], "resnet_dt": True, "seed": 1}
-    model = get_model({"type_map": ["Li", "F"], "descriptor": desc, "fitting_net": fit})
+    model = get_model({"type_map": list(lif_type_order()), "descriptor": desc, "fitting_net": fit})
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "fitting" in name:
@@ -385,6 +385,13 @@ def model(entry: str, work: Path, quick: bool) -> Path:
 
 
 # --- LAMMPS runs (in the children) ----------------------------------------------------------------------------
+
+def lif_type_order() -> tuple[str, ...]:
+    """The benchmark crystal's species in LAMMPS type order: rock-salt LiF's, as :mod:`inputs.structure` gives it."""
+    from inputs.structure import LIF_TYPE_ORDER
+
+    return LIF_TYPE_ORDER
+
 
 def structure(atoms: int):
     from inputs.structure import rocksalt_lif, with_defect
@@ -439,7 +446,7 @@ def mace_block(setting: str, route: str):
     from potentials.catalog import resolve
 
     precision, kernels = setting.split("-")
-    return resolve("bench-mace", ("Li", "F"), Compute(route, precision, kernels == "cueq"))[1]
+    return resolve("bench-mace", lif_type_order(), Compute(route, precision, kernels == "cueq"))[1]
 
 
 def measure(name: str, block, atoms: int, work: Path) -> dict:
@@ -484,7 +491,7 @@ def parity(entry_name: str, model_path: Path, device: str, compute, atoms: int) 
         from deepmd.infer import DeepPot
 
         dp = DeepPot(str(model_path))
-        types = [0 if x == "Li" else 1 for x in frame.get_chemical_symbols()]
+        types = [lif_type_order().index(x) for x in frame.get_chemical_symbols()]
         e, f, _ = dp.eval(frame.positions.reshape(1, -1), frame.cell.array.reshape(1, 9), types)
         ref_e, ref_f = float(np.ravel(e)[0]), np.asarray(f).reshape(-1, 3)
     err = float(np.abs(forces - ref_f).max())
@@ -539,7 +546,7 @@ def child(name: str, args: argparse.Namespace) -> dict:
         from potentials.catalog import resolve
 
         model("bench-deepmd", work, args.quick)
-        return measure(name, resolve("bench-deepmd", ("Li", "F"), Compute(route))[1], atoms, work)
+        return measure(name, resolve("bench-deepmd", lif_type_order(), Compute(route))[1], atoms, work)
     model("bench-mace", work, args.quick)
     if name.startswith("packed-k"):
         return packed(mace_block(args.setting, route), int(name.split("-")[1][1:]), atoms, work)
@@ -638,7 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             log("--device cpu wants --quick (MACE-MPA-0 medium's size at 10,649 atoms would take hours on a CPU)")
             return 2
         catalog = work / "catalog.toml"
-        catalog.write_text("".join(f'[{name}]\nfamily = "{fam}"\nelements = ["Li", "F"]\nmodel = "{work}/models/{f}"\n'
+        elements = json.dumps(list(lif_type_order()))
+        catalog.write_text("".join(f'[{name}]\nfamily = "{fam}"\nelements = {elements}\nmodel = "{work}/models/{f}"\n'
                                    for name, (fam, f, _) in MODELS.items()))
         (work / "models").mkdir()
         os.environ["LIF_DIFFUSION_CATALOG"] = str(catalog)

@@ -244,26 +244,29 @@ def preflight(executable: str, accelerator: str = "kokkos", families: tuple[str,
     ``cuda``/``kokkos``), CuPy (``kokkos``: ML-IAP's KOKKOS coupling hands Python CuPy arrays), mace-torch and
     the project's adapter, cuEquivariance when asked for; and of the build: ML-IAP with PYTHON, a GPU KOKKOS
     (``kokkos``), the DeePMD pair style (plugin on LAMMPS_PLUGIN_PATH or built in). Nothing is submitted or run
-    beyond one LAMMPS start."""
+    beyond one LAMMPS start. What each family needs of the build is its ``BUILD_NEEDS`` (potentials.base)."""
     import json
+
+    from potentials.catalog import family
 
     info = lammps_info(executable)
     problems: list[str] = []
-    need_mace = "mace" in families
-    if need_mace and not {"ML-IAP", "PYTHON"} <= info.packages:
-        problems.append(f"LAMMPS lacks {sorted({'ML-IAP', 'PYTHON'} - info.packages)} (MACE runs through ML-IAP's "
-                        "Python coupling)")
+    needs = {name: family(name).BUILD_NEEDS for name in families}
+    need_python = any(n.embedded_python for n in needs.values())
     if accelerator == "kokkos":
         if "KOKKOS" not in info.packages:
             problems.append("LAMMPS has no KOKKOS package (the kokkos accelerator runs -k on g N -sf kk)")
         elif not info.kokkos_gpu:
             problems.append(f"LAMMPS's KOKKOS has no GPU back end (KOKKOS package API: "
                             f"{' '.join(info.kokkos_api) or '?'})")
-        if need_mace and not info.has_style("pair", "mliap/kk"):
-            problems.append("LAMMPS has no pair style mliap/kk (ML-IAP built with KOKKOS)")
-    if "deepmd" in families and not info.has_style("pair", "deepmd"):
-        problems.append("LAMMPS has no pair style deepmd: build DeePMD-kit's LAMMPS plugin and put its directory "
-                        "on LAMMPS_PLUGIN_PATH (site file: plugin_path), or use a LAMMPS with DeePMD built in")
+    for name, n in needs.items():
+        lacking = sorted(set(n.packages) - info.packages)
+        if lacking:
+            problems.append(f"LAMMPS lacks {lacking} for {name} runs ({n.hint})")
+        styles = n.styles + (n.kokkos_styles if accelerator == "kokkos" else ())
+        for category, style in styles:
+            if not info.has_style(category, style):
+                problems.append(f"LAMMPS has no {category} style {style} for {name} runs: {n.hint}")
     embedded: dict = {}
     if "PYTHON" in info.packages:
         with tempfile.TemporaryDirectory() as tmp:
@@ -280,13 +283,15 @@ def preflight(executable: str, accelerator: str = "kokkos", families: tuple[str,
             problems.append(f"LAMMPS's embedded Python did not run the check: {out.strip()[-400:]}")
         else:
             embedded = json.loads(line[len(PREFLIGHT_MARK):])
-            problems += _embedded_problems(embedded, accelerator, need_mace, cuequivariance)
-    elif need_mace:
-        problems.append("LAMMPS has no PYTHON package: it embeds no Python to run MACE in")
+            problems += _embedded_problems(embedded, accelerator, need_python, cuequivariance)
+    elif need_python:
+        problems.append("LAMMPS has no PYTHON package: it embeds no Python to run "
+                        f"{', '.join(f for f, n in needs.items() if n.embedded_python)} in")
     return Preflight(info, embedded, tuple(problems))
 
 
-def _embedded_problems(r: dict, accelerator: str, need_mace: bool, cuequivariance: bool) -> list[str]:
+def _embedded_problems(r: dict, accelerator: str, need_python: bool, cuequivariance: bool) -> list[str]:
+    """What the Python that LAMMPS embeds lacks; ``need_python``: a family's model runs there (BUILD_NEEDS)."""
     out = []
     here = "%d.%d" % sys.version_info[:2]
     theirs = ".".join(str(r.get("python", "?")).split(".")[:2])
@@ -296,14 +301,14 @@ def _embedded_problems(r: dict, accelerator: str, need_mace: bool, cuequivarianc
                    f"project into a Python {theirs} environment")
     gpu = accelerator in ("cuda", "kokkos")
     torch = r.get("torch")
-    if need_mace or gpu:
+    if need_python or gpu:
         if torch is None:
             out.append(f"torch cannot be imported in LAMMPS's Python ({r.get('torch_error', '?')})")
         elif gpu and not torch.get("cuda"):
             out.append(f"torch {torch.get('version')} in LAMMPS's Python is a CPU-only build: {accelerator} runs "
                        "need a CUDA build of torch (your site's module, or a wheel from download.pytorch.org/whl/cu130 "
                        "matching the driver)")
-    if need_mace:
+    if need_python:
         if "mace" not in r:
             out.append(f"mace-torch cannot be imported in LAMMPS's Python ({r.get('mace_error', '?')})")
         if "adapter" not in r:

@@ -37,7 +37,7 @@ from core.errors import InputError, ModelMissingError, PotentialError
 from core.files import atomic_write_text, sha256_file
 from finetune import registry
 from finetune.datasets import DataSet, write_deepmd
-from inputs.structure import TYPE_ORDER
+from inputs.structure import LIF_TYPE_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class TrainRequest:
     hyper_file: Path | None = None
     force: bool = False
     progress: bool = True
-    elements: tuple[str, ...] = TYPE_ORDER
+    elements: tuple[str, ...] = LIF_TYPE_ORDER
     provenance: dict = field(default_factory=dict)  # extra keys (e.g. the sweep's cell)
 
 
@@ -148,20 +148,21 @@ def mace_flags(hp: dict) -> list[str]:
 
 def foundation_path(spec: str) -> Path:
     """A foundation MACE model: a catalog name of the mace family (downloaded and checked by its entry) or a path."""
-    from potentials.catalog import get_entry, load_catalog
-    from potentials.mace import model_file
+    from potentials.catalog import FAMILIES, family, family_of, get_entry, load_catalog
 
     catalog = load_catalog()
     if spec in catalog:
         entry = get_entry(spec)  # a malformed entry is refused with what is wrong
-        if entry.family != "mace":
+        module = family_of(entry)
+        if not module.FOUNDATION_MODELS:
             raise InputError(f"foundation model {spec!r} is a {entry.family} potential, not a MACE model")
-        return model_file(entry)
+        return module.model_file(entry)
     path = Path(os.path.expanduser(spec))
     if path.is_file():
         return path
+    usable = [n for n, e in sorted(catalog.items()) if e.family in FAMILIES and family(e.family).FOUNDATION_MODELS]
     raise ModelMissingError(f"foundation model {spec!r} cannot be found: it is neither a MACE potential of the catalog "
-                            f"({', '.join(n for n, e in sorted(catalog.items()) if e.family == 'mace')}) nor a file")
+                            f"({', '.join(usable)}) nor a file")
 
 
 def _check_model_elements(path: Path, elements: list[str]) -> None:
@@ -372,7 +373,7 @@ def train(req: TrainRequest) -> Path:
         prov["foundation_validation"] = validate("mace", foundation, test, work,
                                                  f"{req.foundation} (before fine-tuning) on the test split",
                                                  stem="foundation-validation")
-    if family == "mace":  # converted now, so a study can use it at once (cached by checksum)
+    if req.strategy != "deepmd":  # MACE: converted now, so a study can use it at once (cached by checksum)
         from potentials.mace import convert
 
         converted, _ = convert(model, None, "cpu", req.elements)

@@ -1,29 +1,43 @@
-"""What every potential family provides.
+"""What every potential family provides: the :class:`Family` protocol.
 
-A family is a module registered in :data:`potentials.catalog.FAMILIES` with:
+A family is a module registered in :data:`potentials.catalog.FAMILIES` that satisfies :class:`Family` (checked when
+it is loaded, and by tests/test_families.py):
 
 - ``pair_block(entry, type_order, compute: Compute) -> PairBlock`` — the deck's interaction lines and what LAMMPS
-  must have to run them, for the way the study computes (accelerator, precision, kernels);
-- ``NEEDS_GPU: bool`` — whether its runs go to GPU nodes on a cluster;
+  must have to run them, for the way the study computes (accelerator, precision, kernels), with LAMMPS type
+  ``i`` the element ``type_order[i - 1]``;
 - ``PARAMS: dict[str, type]`` — the catalog keys of its entries besides the common ones
   (:data:`potentials.catalog.COMMON_KEYS`) with their types (as :mod:`core.config` reads them: ``float``,
-  ``str``, ``dict[str, float]`` ...); an entry with another key, or a value of another type, is refused when it
-  is used, naming the catalog file, the entry and the key;
+  ``str``, ``dict[str, float]``, ``tuple[str, ...]`` ...); an entry with another key, or a value of another type,
+  is refused when it is used, naming the catalog file, the entry and the key;
 - ``model_file(entry) -> Path | None`` — the model file an entry names (``None``: no model file);
 - ``ase_calculator(entry, device="cpu") -> ase.Calculator`` — the family's own calculator, independent of
-  LAMMPS (validation, parity checks); raises :class:`~core.errors.PotentialError` where there is none.
+  LAMMPS (validation, parity checks); raises :class:`~core.errors.PotentialError` where there is none;
+- capabilities, each a ``bool`` named for what it means (see :class:`Family`) and what a LAMMPS build needs for
+  the family's runs (:class:`BuildNeeds`, for ``driver preflight``).
 
-Everything else reaches family knowledge through :func:`potentials.catalog.family`, never by testing names.
+Elements: an entry's ``elements`` are the elements it covers; the structure's must be among them. Where the catalog
+holds the parameters (``ELEMENTS_FROM_MODEL = False``: classical, lammps) ``elements`` is required. Where a model file
+names its own elements (``ELEMENTS_FROM_MODEL = True``: mace, deepmd) ``elements`` may be left out: the model's own
+elements are then checked against the structure's when the pair block is made (the model loaded), and a catalog
+list, where given, must cover the structure as well.
+
+Everything else reaches family knowledge through :func:`potentials.catalog.family`, never by testing names
+(tests/test_families.py checks that no module outside ``potentials/`` compares a family name to a literal).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, runtime_checkable
 
 from core.errors import PotentialError
 from core.rundir import Requirements
 from inputs.study import Precision
+
+if TYPE_CHECKING:
+    from potentials.catalog import PotentialEntry
 
 Accelerator = Literal["cpu", "cuda", "kokkos"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -79,3 +93,49 @@ class PairBlock:
     requirements: Requirements = field(default_factory=Requirements)
     files: tuple[str, ...] = ()
     settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildNeeds:
+    """What a LAMMPS build must have for a family's runs, whatever the entry (``driver preflight`` checks it for the
+    families a cluster study's GPU runs use, before anything is submitted): ``packages``, ``styles`` (category,
+    style) on every accelerator, ``kokkos_styles`` on ``kokkos`` only; ``embedded_python``: the model runs in the
+    Python that LAMMPS embeds (torch, mace-torch and the project's adapter must import there; CuPy on ``kokkos``);
+    ``hint``: how to get what is missing."""
+
+    packages: tuple[str, ...] = ()
+    styles: tuple[tuple[str, str], ...] = ()
+    kokkos_styles: tuple[tuple[str, str], ...] = ()
+    embedded_python: bool = False
+    hint: str = ""
+
+
+@runtime_checkable
+class Family(Protocol):
+    """A potential family module (see the module docstring). Capabilities:
+
+    ``NEEDS_GPU``: its runs go to GPU nodes on a cluster. ``CHEAP_ON_CPU``: LAMMPS evaluates it in microseconds per
+    atom on a CPU, with no model to load, so a ``run 0`` check before a study starts (and side calculations such as
+    relaxations) cost nothing worth saving. ``HIDE_GPUS_ON_CPU``: its LAMMPS code takes a GPU whenever one is
+    visible, so a run rendered for the CPU is started with ``CUDA_VISIBLE_DEVICES`` empty. ``FOUNDATION_MODELS``: its
+    entries can be the foundation model that ``python -m finetune`` fine-tunes. ``ELEMENTS_FROM_MODEL``: its model
+    file names the elements it covers (catalog ``elements`` optional)."""
+
+    NEEDS_GPU: bool
+    CHEAP_ON_CPU: bool
+    HIDE_GPUS_ON_CPU: bool
+    FOUNDATION_MODELS: bool
+    ELEMENTS_FROM_MODEL: bool
+    BUILD_NEEDS: BuildNeeds
+    PARAMS: dict[str, object]
+
+    def pair_block(self, entry: "PotentialEntry", type_order: tuple[str, ...], compute: Compute = ...
+                   ) -> PairBlock: ...
+
+    def model_file(self, entry: "PotentialEntry") -> Path | None: ...
+
+    def ase_calculator(self, entry: "PotentialEntry", device: str = "cpu") -> Any: ...
+
+
+#: what a family module must have (the members of :class:`Family`), checked when it is loaded
+FAMILY_MEMBERS: tuple[str, ...] = tuple(Family.__annotations__) + ("pair_block", "model_file", "ase_calculator")

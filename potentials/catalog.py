@@ -15,24 +15,25 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from core.config import convert
 from core.errors import InputError, ModelMissingError, PotentialError
 from core.files import cache_dir
 from core.names import RULE, name_problem
-from potentials.base import Compute, PairBlock
+from potentials.base import FAMILY_MEMBERS, Compute, Family, PairBlock
 
 #: family -> module implementing it (see potentials.base). Add a family by adding a line here.
 FAMILIES: dict[str, str] = {
     "classical": "potentials.classical",
     "mace": "potentials.mace",
     "deepmd": "potentials.deepmd",
+    "lammps": "potentials.lammps_lines",
 }
 
 
-#: catalog keys every entry may have (``family`` and ``elements`` required); each family adds its own ``PARAMS``
+#: catalog keys every entry may have (``family`` required; ``elements`` too where the family's model does not name its
+#: own: potentials.base); each family adds its own ``PARAMS``
 COMMON_KEYS = frozenset({"family", "description", "source", "elements", "paper_ea_ev", "provenance"})
 
 
@@ -77,14 +78,14 @@ def _entry(name: str, t: Any, path: Path) -> PotentialEntry:
     problem = name_problem(name)
     if problem:
         return PotentialEntry(name, "", "", "", (), {}, str(path), f"{where}: the name {problem}; {RULE}")
-    if not isinstance(t, dict) or "family" not in t or "elements" not in t:
+    if not isinstance(t, dict) or "family" not in t:
         return PotentialEntry(name, "", "", "", (), {}, str(path),
-                              f"{where} needs at least 'family' and 'elements' (a table of keys)")
-    family_name, elements = t["family"], t["elements"]
+                              f"{where} needs at least 'family' (a table of keys)")
+    family_name, elements = t["family"], t.get("elements", [])
     if not isinstance(family_name, str):
         problem = f"family: expected a string, got {family_name!r}"
-    elif not isinstance(elements, list) or not elements or not all(isinstance(e, str) and _SYMBOL.match(e)
-                                                                    for e in elements):
+    elif "elements" in t and (not isinstance(elements, list) or not elements
+                              or not all(isinstance(e, str) and _SYMBOL.match(e) for e in elements)):
         problem = f"elements: expected a list of element symbols (e.g. [\"Li\", \"F\"]), got {elements!r}"
     elif len(set(elements)) != len(elements):
         problem = f"elements: {elements!r} names an element twice"
@@ -134,15 +135,19 @@ def get_entry(name: str) -> PotentialEntry:
     return entry
 
 
-def family(name: str) -> ModuleType:
-    """The module of a family (see :mod:`potentials.base` for what it provides)."""
+def family(name: str) -> Family:
+    """The module of a family, checked to provide what :class:`potentials.base.Family` says."""
     if name not in FAMILIES:
         raise PotentialError(f"family {name!r} is not supported by this build; supported families: "
                              f"{', '.join(FAMILIES)}")
-    return importlib.import_module(FAMILIES[name])
+    module = importlib.import_module(FAMILIES[name])
+    lacking = [k for k in FAMILY_MEMBERS if not hasattr(module, k)]
+    if lacking:
+        raise PotentialError(f"family {name!r} ({FAMILIES[name]}) lacks {', '.join(lacking)} (potentials.base.Family)")
+    return cast(Family, module)
 
 
-def family_of(entry: PotentialEntry) -> ModuleType:
+def family_of(entry: PotentialEntry) -> Family:
     """The family module of an entry, whose keys are checked against what the family takes (a misspelt
     ``sha256`` or ``head`` must not be ignored silently)."""
     if entry.family not in FAMILIES:
@@ -151,6 +156,9 @@ def family_of(entry: PotentialEntry) -> ModuleType:
     if entry.problem:
         raise PotentialError(f"potential {entry.name!r} cannot be used: {entry.problem}")
     module = family(entry.family)
+    if not entry.elements and not module.ELEMENTS_FROM_MODEL:
+        raise PotentialError(f"{entry.catalog}: [{entry.name}] needs 'elements' (the elements its parameters are "
+                             f"for, e.g. [\"Li\", \"F\"]): a {entry.family} entry has no model file to name them")
     unknown = sorted(set(entry.params) - COMMON_KEYS - set(module.PARAMS))
     if unknown:
         raise PotentialError(f"{entry.catalog}: [{entry.name}] has unknown key(s) {', '.join(unknown)}; a "
@@ -182,12 +190,13 @@ def catalog_model_path(potential: str, value: str) -> Path:
 
 def resolve(name: str, type_order: tuple[str, ...], compute: Compute | str = "cpu"
             ) -> tuple[PotentialEntry, PairBlock]:
-    """The catalog entry and pair block for ``name``, checked against the structure's element order;
+    """The catalog entry and pair block for ``name``, checked against the structure's element order (the
+    catalog's ``elements`` where given; a model's own elements when its family makes the block);
     ``compute`` is a :class:`~potentials.base.Compute` or an accelerator name."""
     entry = get_entry(name)
     module = family_of(entry)
     missing = [e for e in type_order if e not in entry.elements]
-    if missing:
+    if entry.elements and missing:
         raise PotentialError(f"potential {name!r} covers elements {list(entry.elements)}, not {missing} "
                              f"that the structure has (LAMMPS types {list(type_order)})")
     return entry, module.pair_block(entry, type_order, Compute.of(compute))

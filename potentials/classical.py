@@ -11,13 +11,19 @@ from typing import TYPE_CHECKING
 
 from core.errors import PotentialError
 from core.rundir import Requirements
-from potentials.base import Compute, PairBlock
+from potentials.base import BuildNeeds, Compute, PairBlock
 
 if TYPE_CHECKING:
     from potentials.catalog import PotentialEntry
 
 KSPACE_STYLES = ("ewald", "pppm")
 NEEDS_GPU = False
+CHEAP_ON_CPU = True
+HIDE_GPUS_ON_CPU = False
+FOUNDATION_MODELS = False
+ELEMENTS_FROM_MODEL = False
+BUILD_NEEDS = BuildNeeds(packages=("KSPACE",), styles=(("pair", "born/coul/long"),),
+                         hint="the classical rigid-ion model needs LAMMPS's KSPACE package")
 #: the catalog keys of a classical entry and their types (checked when the entry is used: potentials.catalog)
 PARAMS: dict[str, object] = {"cutoff_angstrom": float, "kspace_style": str, "kspace_accuracy": float,
                              "pairs": dict[str, tuple[float, ...]], "charges": dict[str, float]}

@@ -16,11 +16,18 @@ from pathlib import Path
 
 from core.errors import PotentialError
 from core.rundir import Requirements
-from potentials.base import Compute, PairBlock
+from potentials.base import BuildNeeds, Compute, PairBlock
 from potentials.catalog import PotentialEntry, catalog_model_path
 
 SUFFIXES = (".pth", ".pb")
 NEEDS_GPU = True
+CHEAP_ON_CPU = False
+HIDE_GPUS_ON_CPU = True  # DeePMD-kit takes a GPU whenever its torch sees one
+FOUNDATION_MODELS = False
+ELEMENTS_FROM_MODEL = True  # the model's type map
+BUILD_NEEDS = BuildNeeds(styles=(("pair", "deepmd"),),
+                         hint="build DeePMD-kit's LAMMPS plugin and put its directory on LAMMPS_PLUGIN_PATH (site "
+                              "file: plugin_path), or use a LAMMPS with DeePMD built in")
 PARAMS: dict[str, object] = {"model": str}
 
 

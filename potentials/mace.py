@@ -41,10 +41,16 @@ from pathlib import Path
 from core.errors import ModelMissingError, PotentialError
 from core.files import atomic_copy, cache_dir, sha256_file
 from core.rundir import Requirements
-from potentials.base import Compute, PairBlock
+from potentials.base import BuildNeeds, Compute, PairBlock
 from potentials.catalog import PotentialEntry, catalog_model_path, models_dir
 
 NEEDS_GPU = True
+CHEAP_ON_CPU = False
+HIDE_GPUS_ON_CPU = False  # the device is chosen by the deck (potentials.mace_mliap), not by what is visible
+FOUNDATION_MODELS = True
+ELEMENTS_FROM_MODEL = True  # the model's atomic_numbers
+BUILD_NEEDS = BuildNeeds(packages=("ML-IAP", "PYTHON"), kokkos_styles=(("pair", "mliap/kk"),), embedded_python=True,
+                         hint="MACE runs through ML-IAP's Python coupling (on kokkos: ML-IAP built with KOKKOS)")
 PARAMS: dict[str, object] = {"model": str, "url": str, "sha256": str, "foundation": str, "head": str}
 KOKKOS_GPU_ARGS = ("-k", "on", "g", "1", "-sf", "kk", "-pk", "kokkos", "newton", "on", "neigh", "half")
 

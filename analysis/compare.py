@@ -23,7 +23,7 @@ Only series of one ensemble are compared: an ``npt`` Ea is an activation enthalp
 an ``nvt-fixed`` one the barrier at one cell (see :mod:`analysis.arrhenius`); an npt-vs-nvt-fixed pair is refused
 (:func:`analysis.arrhenius.expansion_part` is the difference of one potential's two ladders).
 
-Command line::
+Command line (:func:`analysis.cli.compare`)::
 
     python -m analysis.compare STUDY_DIR [--potentials A B ...] [--observable li] [--json]
     python -m analysis.compare TABLE.csv [TABLE.csv ...] [--potentials A B ...] [--json]
@@ -36,25 +36,19 @@ error). ``--json`` prints a list of pairs, each with ``a``, ``b``, ``delta_ea_ev
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Sequence
 
 import numpy as np
 
-from analysis.arrhenius import ArrheniusFit, fit_table, read_ensembles, read_table
+from analysis.arrhenius import ArrheniusFit
 from analysis.diffusion import Diffusivity
 from analysis.statistics import t_cdf
-from core import cli
 from core.errors import AnalysisError, InputError
-from core.files import json_dumps
-
-log = logging.getLogger(__name__)
 
 #: |z| at and beyond which a difference is called resolved
 RESOLVED_Z = 2.0
@@ -145,11 +139,11 @@ def d_ratios(a: Series, b: Series) -> tuple[DRatio, ...]:
     pb = {round(p.temperature_k, 6): p for p in b.points}
     out = []
     for t in sorted(set(pa) & set(pb)):
-        da, db = pa[t], pb[t]
-        ratio = db.d_cm2_s / da.d_cm2_s
-        ln_err = None
-        if da.d_stderr_cm2_s is not None and db.d_stderr_cm2_s is not None:
-            ln_err = math.hypot(da.d_stderr_cm2_s / da.d_cm2_s, db.d_stderr_cm2_s / db.d_cm2_s)
+        da, db = pa[t].estimate, pb[t].estimate
+        ratio = db.value / da.value
+        ln_err = None  # σ of ln(D_b / D_a): the relative errors in quadrature
+        if da.relative_error is not None and db.relative_error is not None:
+            ln_err = math.hypot(da.relative_error, db.relative_error)
         fit_ratio = float(b.fit.predict(np.array([t]))[0] / a.fit.predict(np.array([t]))[0])
         band = math.hypot(float(a.fit.ln_d_band(np.array([t]))[0]), float(b.fit.ln_d_band(np.array([t]))[0]))
         fit_err = band if math.isfinite(band) else None
@@ -223,7 +217,7 @@ def compare_pair(a: Series, b: Series) -> PairComparison:
 def series_from(table: dict[str, list[Diffusivity]], fits: dict[str, ArrheniusFit], ensembles: dict[str, dict],
                 simulated_ps: dict[str, float] | None = None) -> list[Series]:
     """The fitted series of an Arrhenius table (``ensembles``: per series its ``ensemble``, as
-    :func:`analysis.arrhenius.read_ensembles` and :meth:`analysis.study.StudyAnalysis.ensembles` give them)."""
+    :func:`analysis.arrhenius.read_ensembles` and :meth:`analysis.result.StudyAnalysis.ensembles` give them)."""
     simulated_ps = simulated_ps or {}
     return [Series(name, fits[name], tuple(table.get(name, ())), ensembles.get(name, {}).get("ensemble"),
                    simulated_ps.get(name)) for name in table if name in fits]
@@ -293,101 +287,18 @@ def report_rows(pairs: Sequence[dict]) -> list[dict]:
     return rows
 
 
-# --- the command line -----------------------------------------------------------------------------------
-
-def _study_series(study_dir: Path, observable: str | None, few: bool) -> list[Series]:
-    from analysis.study import analyse_study
-
-    analysis = analyse_study(study_dir)
-    observable = observable or analysis.selection
-    table, excluded = analysis.points(observable, include_few_events=few)
-    fits, why = fit_table(table)
-    for name, reason in why.items():
-        log.warning("%s: no Arrhenius fit, not compared: %s", name, reason)
-    for name in set(excluded) - set(table):
-        log.warning("%s: every state was left out of the fit, not compared", name)
-    for p in analysis.pending:
-        log.warning("left out (not finished): %s", p)
-    return series_from(table, fits, analysis.ensembles(), study_simulated_ps(analysis, observable, table))
-
-
 def study_simulated_ps(analysis, observable: str, table: dict[str, list[Diffusivity]]) -> dict[str, float]:
-    """Per series of a :class:`analysis.study.StudyAnalysis`: the simulated time (ps, replicas summed) of the
+    """Per series of a :class:`analysis.result.StudyAnalysis`: the simulated time (ps, replicas summed) of the
     states its fit uses."""
     out: dict[str, float] = {}
     for r in analysis.results:
         fitted = {round(p.temperature_k, 6) for p in table.get(r.series, [])}
-        e = r.estimates.get(observable)
-        if e is not None and round(r.temperature_k, 6) in fitted:
-            out[r.series] = out.get(r.series, 0.0) + e.simulated_ps
+        if r.estimates.get(observable) is not None and round(r.temperature_k, 6) in fitted:
+            out[r.series] = out.get(r.series, 0.0) + (r.simulated_ps or 0.0)
     return out
 
 
-def _table_series(paths: Sequence[Path], few: bool) -> list[Series]:
-    table: dict[str, list[Diffusivity]] = {}
-    ensembles: dict[str, dict] = {}
-    origin: dict[str, Path] = {}
-    for path in paths:
-        if not path.is_file():
-            raise InputError(f"{path} is not a file: give one study directory or one or more CSV tables")
-        points, _ = read_table(path, few)
-        for name, pts in points.items():
-            if name in origin:
-                raise InputError(f"potential {name!r} is in both {origin[name]} and {path}: give each potential in "
-                                 "one table (or rename one in its potential column)")
-            origin[name] = path
-            table[name] = pts
-        ensembles |= {k: v for k, v in read_ensembles(path).items() if k in points}
-    fits, why = fit_table(table)
-    for name, reason in why.items():
-        log.warning("%s: no Arrhenius fit, not compared: %s", name, reason)
-    return series_from(table, fits, ensembles)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.compare", description=__doc__.split("\n\n")[0])
-    ap.add_argument("sources", nargs="+", help="a study directory (runs/<study>), or one or more CSV tables with "
-                                               "temperature_k,d_cm2_s,d_stderr_cm2_s,potential")
-    ap.add_argument("--potentials", nargs="+", metavar="NAME",
-                    help="the series to compare, in order (ΔEa = later − earlier; default: all fitted series)")
-    ap.add_argument("--observable", choices=("li", "defect", "collective"),
-                    help="which D (study directories; default: the study's analysis.selection)")
-    ap.add_argument("--with-few-events", action="store_true", help="fit states with few migration events too")
-    ap.add_argument("--json", action="store_true", help="print a JSON list of the pairs")
-    args = ap.parse_args(argv)
-
-    def command() -> int:
-        sources = [Path(s) for s in args.sources]
-        if any(s.is_dir() for s in sources):
-            if len(sources) > 1:
-                raise InputError("give one study directory, or CSV tables (not both, nor two studies)")
-            series = _study_series(sources[0], args.observable, args.with_few_events)
-        else:
-            if args.observable:
-                raise InputError("--observable is for study directories; a table holds one D per row")
-            series = _table_series(sources, args.with_few_events)
-        if len(series) < 2:
-            raise AnalysisError(f"a comparison needs at least two series with an Arrhenius fit; have "
-                                f"{', '.join(s.name for s in series) or 'none'}")
-        pairs, notes = compare_all(series, args.potentials)
-        for note in notes:
-            log.warning("%s", note)
-        if not pairs:
-            raise AnalysisError("no pair of series of one ensemble to compare")
-        if args.json:
-            print(json_dumps([asdict(c) for c in pairs], indent=1))
-        else:
-            for c in pairs:
-                print(c.text)
-                for r in c.d_ratios:
-                    err = "" if r.d_ratio_stderr is None else f" ± {r.d_ratio_stderr:.2g}"
-                    fit_err = "" if r.fit_d_ratio_stderr is None else f" ± {r.fit_d_ratio_stderr:.2g}"
-                    print(f"  {r.temperature_k:g} K: D({c.b}) / D({c.a}) = {r.d_ratio:.3g}{err} (measured), "
-                          f"{r.fit_d_ratio:.3g}{fit_err} (fits)")
-        return 0
-
-    return cli.run(command)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from analysis.cli import compare
+
+    sys.exit(compare())

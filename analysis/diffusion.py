@@ -66,6 +66,7 @@ from analysis.msd import msd
 from analysis.statistics import chi2_quantile, t_quantile
 from core import cli
 from core.errors import AnalysisError
+from core.estimate import Estimate
 from core.files import json_dumps
 from core.units import A2_PER_PS_TO_CM2_PER_S
 
@@ -87,6 +88,11 @@ class Diffusivity:
     d_cm2_s: float
     d_stderr_cm2_s: float | None
     n_samples: int = 0
+
+    @property
+    def estimate(self) -> Estimate:
+        """D as an :class:`core.estimate.Estimate` (cm²/s; dof None where unknown)."""
+        return Estimate(self.d_cm2_s, self.d_stderr_cm2_s, float(self.n_samples) if self.n_samples else None)
 
 
 @dataclass(frozen=True)
@@ -440,9 +446,14 @@ class DiffusionEstimate:
         return max(abs(v / self.d_cm2_s - 1) for v in others)
 
     @property
+    def estimate(self) -> Estimate:
+        """D ± 1σ as an :class:`core.estimate.Estimate` (cm²/s), with the degrees of freedom behind σ."""
+        return Estimate(self.d_cm2_s, self.d_stderr_cm2_s, float(self.dof))
+
+    @property
     def undetermined(self) -> bool:
         """The 1σ error is as large as D itself (or there is none): D is not determined, only bounded."""
-        return self.d_stderr_cm2_s is None or self.d_stderr_cm2_s >= abs(self.d_cm2_s)
+        return self.estimate.undetermined
 
 
 def _scatter(pooled: Fit, singles: list[Fit]) -> tuple[float, float | None]:

@@ -3,9 +3,15 @@ shows, from a study directory alone.
 
     python -m analysis.report runs/default [--out DIR] [--compare runs/other-study]    (make report DIR=...)
 
-It shows: the Arrhenius plot of every potential (error bars, fitted lines, 1σ bands) and the fit table (Ea ± σ
+(the command line: :func:`analysis.cli.report`).
+
+Every title and table names the material (``Li in LiF (interstitial)``, from the runs' structure records) and the
+temperatures where the host is not a stable crystal (``stability.json``: listed, left out of the fits). The numbers
+come from the study's stored result (:func:`analysis.study.analyse_study`: computed once, shared with ``driver run``
+and ``python -m analysis.arrhenius``). It shows: the Arrhenius plot of every potential (error bars, fitted lines, 1σ bands) and the fit table (Ea ± σ
 with its 95 % interval, D0, χ²_red, the temperatures fitted and those left out with why, the fit with few-event
-states beside, and the value of arXiv 2510.05020 where the potential is the paper's); per potential and
+states beside, and the value of arXiv 2510.05020 where the potential is the paper's and the system is the
+paper's, an interstitial Li in LiF); per potential and
 temperature the tracer D of all Li, the defect's own D and its migration events, D per defect (N_Li·D, free of
 the cell size), the collective (charge) diffusivity and the Haven ratio, the fit window and how D moves when its
 start is halved and doubled, the lattice constant and pressure of the runs; per potential, the MSD of every run
@@ -18,7 +24,6 @@ Statistics: see :mod:`analysis.diffusion` (GLS with the MSD's covariance) and :m
 
 from __future__ import annotations
 
-import argparse
 import base64
 import math
 import sys
@@ -30,9 +35,11 @@ import numpy as np
 from analysis.arrhenius import expansion_parts, fit_table
 from analysis.compare import compare_all, plot_pairs, report_rows, series_from, study_simulated_ps
 from analysis.diffusion import running_d
-from analysis.output import diffusivity_rows, plot_arrhenius, write_diffusivity_table
-from analysis.study import StateResult, StudyAnalysis, analyse_study
-from core import cli, plotting
+from analysis.output import arrhenius_title, diffusivity_rows, plot_arrhenius, write_diffusivity_table
+from analysis.result import OBSERVABLE_LABELS as LABEL
+from analysis.result import StateResult, StudyAnalysis
+from analysis.study import analyse_study
+from core import plotting
 from core.errors import AnalysisError
 from core.files import atomic_write_text, json_dumps
 from core.rundir import RunDir, RunSummary
@@ -41,10 +48,9 @@ from templates import render
 PAPER = "arXiv 2510.05020"
 #: the figure of ΔEa between potentials (analysis.compare)
 PAIRS_PNG = "compare-ea.png"
-LABEL = {"li": "all Li (tracer)", "defect": "the defect", "collective": "collective"}
 
 
-def plot_bars(results: list[StateResult], observable: str, path: Path) -> Path:
+def plot_bars(results: list[StateResult], observable: str, path: Path, material: str = "") -> Path:
     plt = plotting.pyplot()
     pots = list(dict.fromkeys(r.series for r in results))
     temps = sorted({r.temperature_k for r in results})
@@ -63,7 +69,8 @@ def plot_bars(results: list[StateResult], observable: str, path: Path) -> Path:
     ax.set_xticks(np.arange(len(pots)))
     ax.set_xticklabels(pots, rotation=20, ha="right")
     ax.set_ylabel("D (cm²/s)")
-    ax.set_title(f"D of {LABEL[observable]} ± 1σ (hatched: few events)", fontsize=10)
+    ax.set_title(f"D of {LABEL[observable]}{', ' + material if material else ''} ± 1σ (hatched: not ok)",
+                 fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return plotting.save(fig, path)
@@ -105,8 +112,9 @@ def plot_diagnostics(pot: str, results: list[StateResult], analysis: StudyAnalys
             bottom.set_ylabel("running D(t) (cm²/s)")
         bottom.set_xlabel("lag time (ps)")
         top.legend(fontsize=6)
-    fig.suptitle(f"{pot}, {LABEL[observable]}: MSD per run and the running D(t), fit window shaded; line and band: "
-                 "the fitted D ± 1σ", fontsize=10)
+    material = f" ({analysis.material})" if analysis.material else ""
+    fig.suptitle(f"{pot}, {LABEL[observable]}{material}: MSD per run and the running D(t), fit window shaded; "
+                 "line and band: the fitted D ± 1σ", fontsize=10)
     fig.tight_layout()
     return plotting.save(fig, path)
 
@@ -126,10 +134,13 @@ def provenance(study_dir: Path, runs: list[tuple[RunDir, RunSummary]]) -> list[d
     return rows
 
 
-def paper_values(runs: list[tuple[RunDir, RunSummary]]) -> dict[str, float]:
-    """The paper's Ea of each potential that has one (``paper_ea_ev`` in its catalog entry, kept in the summary)."""
-    out = {}
-    for _, s in runs:
+def paper_values(analysis: StudyAnalysis) -> dict[str, float]:
+    """The paper's Ea of each potential that has one (``paper_ea_ev`` in its catalog entry, kept in the summary),
+    for the paper's system only (an interstitial Li in LiF): for any other material it is not a reference."""
+    out: dict[str, float] = {}
+    if not analysis.paper_system:
+        return out
+    for _, s in analysis.runs:
         v = s.potential_entry.get("params", {}).get("paper_ea_ev")
         if v is not None:
             out[s.potential] = float(v)
@@ -148,8 +159,8 @@ def finite_size(a: StudyAnalysis, b: StudyAnalysis) -> list[dict]:
         row = {"potential": r.potential, "temperature_k": r.temperature_k, "n_li": r.n_li, "other_n_li": o.n_li}
         for key, mine, theirs in (("per_defect_d", r.per_defect_d, o.per_defect_d),
                                   ("defect_d", r.value("defect"), o.value("defect"))):
-            row[key] = mine and asdict(mine)
-            row[f"other_{key}"] = theirs and asdict(theirs)
+            row[key] = mine and mine.to_dict()
+            row[f"other_{key}"] = theirs and theirs.to_dict()
             z = None
             if mine and theirs and mine.stderr and theirs.stderr:
                 z = (mine.value - theirs.value) / math.hypot(mine.stderr, theirs.stderr)
@@ -214,18 +225,18 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
     fits, why = fit_table(table)
     table_all, excluded_all = analysis.points(include_few_events=True)
     fits_all, _ = fit_table(table_all)
-    figs = [(plot_arrhenius(fits, table, out / "arrhenius.png",
-                            title=f"D of {LABEL[observable]} (error bars 1σ, bands 1σ of the fit)"),
-             f"Arrhenius plot ({LABEL[observable]}), states with a diffusive regime and enough events"),
-            (plot_bars(analysis.results, observable, out / "d_bars.png"),
-             f"D per potential and temperature ({LABEL[observable]})")]
+    material = analysis.material
+    figs = [(plot_arrhenius(fits, table, out / "arrhenius.png", title=arrhenius_title(material, observable)),
+             f"Arrhenius plot of {material} ({LABEL[observable]}), states with a diffusive regime and enough events"),
+            (plot_bars(analysis.results, observable, out / "d_bars.png", material),
+             f"D per potential and temperature, {material} ({LABEL[observable]})")]
     for pot in dict.fromkeys(r.series for r in analysis.results):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pot)
         rs = [r for r in analysis.results if r.series == pot]
         figs.append((plot_diagnostics(pot, rs, analysis, observable, out / f"msd-{safe}.png"),
                      f"{pot}: MSD and running D(t), fit window shaded"))
-    write_diffusivity_table(analysis.results, out / "diffusivity.csv", observable)
-    paper = paper_values(analysis.runs)
+    write_diffusivity_table(analysis, out)
+    paper = paper_values(analysis)
     fit_rows = []
     ensembles = analysis.ensembles()
     for pot in dict.fromkeys(r.series for r in analysis.results):
@@ -235,7 +246,7 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
             "potential": pot, "ensemble": ensembles.get(pot), "fit": asdict(f) if f else None,
             "fit_with_few_events": asdict(fa) if fa and (not f or fa.temperatures_k != f.temperatures_k) else None,
             "excluded": [asdict(e) for e in excluded.get(pot, [])], "runs": sum(len(r.run_dirs) for r in rs),
-            "simulated_ps": sum((r.estimates.get("li").simulated_ps if r.estimates.get("li") else 0) for r in rs),
+            "simulated_ps": sum(r.simulated_ps or 0 for r in rs),
             "paper_ea_ev": paper.get(rs[0].potential),
             "no_fit": None if f else (why.get(pot) or "fewer than two temperatures with a diffusive regime and "
                                                       "enough events")})
@@ -250,10 +261,16 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
     if pairs:
         figs.append((plot_pairs(pairs, out / PAIRS_PNG), "ΔEa between potentials (b − a), bars 1σ and 2σ"))
     doc = {"study": analysis.study_name, "study_dir": str(study_dir.resolve()), "observable": observable,
+           "material": material, "paper_system": analysis.paper_system,
+           "host_unstable": [{"series": r.series, "temperature_k": r.temperature_k, "reason": r.stability}
+                             for r in analysis.unstable],
            "fits": fit_rows, "diffusivity": [row | {"runs": list(r.run_dirs)} for row, r in
-                                             zip(diffusivity_rows(analysis.results, observable), analysis.results)],
+                                             zip(diffusivity_rows(analysis.results, observable, material),
+                                                 analysis.results)],
            "provenance": provenance(study_dir, analysis.runs), "pending": [str(p) for p in analysis.pending],
            "lammps_builds": analysis.lammps_builds(), "families": sorted({s.family for _, s in analysis.runs}),
+           "point_charges": sorted({bool((s.potential_entry.get("params") or {}).get("charges"))
+                                    for _, s in analysis.runs}),  # runs of rigid-ion models beside neutral ones
            "finite_size": comparison, "figures": [p.name for p, _ in figs],
            "expansion": expansion_parts(fits, ensembles),
            "potentials_compared": {"pairs": [asdict(c) for c in pairs], "notes": pair_notes}}
@@ -333,10 +350,11 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
              "per_defect_z": _fmt(r["per_defect_d_z"], "+.1f"),
              "defect": f"{v(r['defect_d'])} / {v(r['other_defect_d'])}", "defect_z": _fmt(r["defect_d_z"], "+.1f")}
             for r in c["rows"]]}
-    families = set(doc["families"])
     return render("report.html.j2", study=doc["study"], study_dir=doc["study_dir"], observable=LABEL[doc["observable"]],
-                  paper=PAPER, pending=doc["pending"], builds=doc["lammps_builds"],
-                  charged_note="classical" in families and bool(families & {"mace", "deepmd"}), fits=fits, rows=rows,
+                  material=doc["material"], paper=PAPER if doc["paper_system"] else "",
+                  unstable=[f"{u['series']} at {u['temperature_k']:g} K: {u['reason']}" for u in doc["host_unstable"]],
+                  pending=doc["pending"], builds=doc["lammps_builds"],
+                  charged_note=doc["point_charges"] == [False, True], fits=fits, rows=rows,
                   provenance=prov, versions=", ".join(f"{k} {v}" for k, v in versions.items()),
                   top_figures=images[:2], msd_figures=images[2:], comparison=comparison,
                   pairs=report_rows((doc.get("potentials_compared") or {}).get("pairs") or []),
@@ -348,19 +366,7 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
                              for e in doc.get("expansion") or []])
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("study_dir")
-    ap.add_argument("--out", help="directory for the report (default: STUDY_DIR/report)")
-    ap.add_argument("--compare", help="another study directory (e.g. a larger cell): per-defect quantities beside")
-    args = ap.parse_args(argv)
-
-    def command() -> int:
-        print(f"report: {build_report(args.study_dir, args.out, args.compare)}")
-        return 0
-
-    return cli.run(command)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from analysis.cli import report
+
+    sys.exit(report())

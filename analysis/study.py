@@ -18,242 +18,64 @@ Each state point gets, from the same fit window:
 - the window, chosen from the data: it starts ``analysis.events_before_window`` mean times between the defect's
   events into the trajectory (no earlier than ``analysis.min_window_start_ps``) and ends at half of it;
 - a status: ``ok``; ``few-events`` (fewer than ``analysis.min_events`` events: the Arrhenius fit leaves it out by
-  default); ``no-diffusive-regime`` (no event, or a window shorter than a factor two, or a melted host lattice:
-  no number is given).
+  default); ``host-unstable`` (the host is not a stable crystal at this temperature, ``stability.json``: its numbers
+  are listed, and left out of the fit); ``no-diffusive-regime`` (no event, or a window shorter than a factor two,
+  or a melted host lattice: no number is given).
+
+The result is computed once: :func:`analyse_study` keeps it in ``<study>/study-result.json``, keyed by the runs
+it used, and every later call with the same runs and settings takes it from there (see :mod:`analysis.result`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from analysis.arrhenius import ENSEMBLES, Ensemble, Excluded
-from analysis.diffusion import DiffusionEstimate, Diffusivity, estimate
-from analysis.runs import OBSERVABLES, RunAnalysis, run_analysis
+from analysis import result
+from analysis.arrhenius import Ensemble
+from analysis.diffusion import estimate
+from analysis.result import Conditions, PendingRun, StateResult, Status, StudyAnalysis
+from analysis.runs import OBSERVABLES, RunAnalysis, cache_key, run_analysis
 from analysis.sites import OFF_SITE_ANGSTROM
 from core.errors import AnalysisError
+from core.estimate import Estimate
 from core.rundir import RunDir, RunSummary, find_runs
+from core.stability import STABILITY, read_stability
 from inputs.study import AnalysisSpec, study_of
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ok", "few-events", "no-diffusive-regime"]
 #: a state whose Li spend more than this fraction of their time away from every crystal site has lost its lattice
 MELTED_FRACTION = 0.05
-#: a production pressure further than this from the study's target is flagged (1 kbar is ~0.25 % of volume in
-#: LiF, ~0.1 % of the lattice constant: a few meV on a migration barrier)
-PRESSURE_TOLERANCE_BAR = 1000.0
-
-
-@dataclass(frozen=True)
-class Conditions:
-    """The thermodynamic state of a state point's runs (their :class:`core.rundir.StatePoint`, pooled over
-    replicas): mean lattice constant and production pressure with 1σ standard errors; ``target_pressure_bar`` is
-    the NPT stage's pressure, None where the study fixed the volume."""
-
-    lattice_constant_angstrom: float
-    lattice_constant_stderr_angstrom: float | None
-    pressure_bar: float
-    pressure_stderr_bar: float | None
-    target_pressure_bar: float | None
-
-    @property
-    def pressure_flag(self) -> str:
-        if self.target_pressure_bar is None:
-            return ""
-        off = abs(self.pressure_bar - self.target_pressure_bar)
-        if off > PRESSURE_TOLERANCE_BAR and off > 3 * (self.pressure_stderr_bar or 0.0):
-            return (f"production pressure {self.pressure_bar:.0f} bar is far from the target "
-                    f"{self.target_pressure_bar:g} bar")
-        return ""
 
 
 def conditions(summaries: list[RunSummary]) -> Conditions | None:
-    """The pooled state of replicas (None if a run has no measured state)."""
+    """The pooled state of replicas (None if a run has no measured state): each quantity's mean, with the larger
+    of its propagated error and the replicas' own scatter."""
     states = [s.state for s in summaries]
     if any(st is None for st in states):
         return None
 
-    def pooled(values, errors):
+    def pooled(values, errors) -> Estimate | None:
+        if any(v is None for v in values):
+            return None
         errs = None if any(e is None for e in errors) else float(np.sqrt(np.sum(np.square(errors)))) / len(errors)
         if len(values) > 1:  # the replicas' own scatter, where it is larger
             scatter = float(np.std(values, ddof=1) / np.sqrt(len(values)))
             errs = scatter if errs is None else max(errs, scatter)
-        return float(np.mean(values)), errs
+        return Estimate(float(np.mean(values)), errs)
 
-    a, a_err = pooled([st.lattice_constant_angstrom for st in states],
-                      [st.lattice_constant_stderr_angstrom for st in states])
-    p, p_err = pooled([st.pressure_bar for st in states], [st.pressure_stderr_bar for st in states])
+    a = pooled([st.lattice_constant_angstrom for st in states], [st.lattice_constant_stderr_angstrom for st in states])
+    p = pooled([st.pressure_bar for st in states], [st.pressure_stderr_bar for st in states])
     study = study_of(summaries[0].config, summaries[0].study_source)
     fixed = study.system.volume == "fixed"
-    return Conditions(a, None if fixed else a_err, p, p_err, None if fixed else study.md.pressure_bar)
-
-
-@dataclass(frozen=True)
-class Value:
-    """A derived quantity with its 1σ standard error."""
-
-    value: float
-    stderr: float | None
-
-
-def _ratio(a: Value | None, b: Value | None) -> Value | None:
-    """a / b with its error, the two taken as independent (conservative where they are positively correlated, as
-    a tracer and a collective D from the same trajectories are)."""
-    if a is None or b is None or b.value <= 0 or a.stderr is None or b.stderr is None:
-        return None
-    r = a.value / b.value
-    return Value(r, abs(r) * math.hypot(a.stderr / a.value if a.value else 0.0, b.stderr / b.value))
-
-
-def undetermined(v: Value | None) -> bool:
-    """A value whose 1σ is as large as itself (or that has none) is not determined, only bounded."""
-    return v is not None and (v.stderr is None or v.stderr >= abs(v.value))
-
-
-@dataclass(frozen=True)
-class StateResult:
-    """One state point (potential, temperature), its replicas pooled: an estimate per observable (``li``,
-    ``defect``, ``collective``; None where there is none), the events and window behind them, and its status."""
-
-    potential: str
-    temperature_k: float
-    estimates: dict[str, DiffusionEstimate | None]
-    run_dirs: tuple[str, ...]
-    n_li: int
-    n_defects: int
-    events: int | None
-    window_ps: tuple[float, float] | None
-    status: Status
-    reason: str
-    conditions: Conditions | None = None
-    off_site_fraction: float | None = None
-    ensemble: Ensemble = "npt"
-    series: str = ""  # the Arrhenius series the state belongs to (default: the potential)
-
-    def __post_init__(self) -> None:
-        if not self.series:
-            object.__setattr__(self, "series", self.potential)
-
-    @property
-    def flags(self) -> list[str]:
-        out = [self.reason] if self.status != "ok" else []
-        if self.conditions is not None and self.conditions.pressure_flag:
-            out.append(self.conditions.pressure_flag)
-        return out
-
-    def point(self, observable: str) -> Diffusivity | None:
-        e = self.estimates.get(observable)
-        return None if e is None else Diffusivity(self.temperature_k, e.d_cm2_s, e.d_stderr_cm2_s, e.dof)
-
-    def value(self, observable: str) -> Value | None:
-        e = self.estimates.get(observable)
-        return None if e is None else Value(e.d_cm2_s, e.d_stderr_cm2_s)
-
-    @property
-    def per_defect_d(self) -> Value | None:
-        """N_Li · D_Li per defect (cm²/s): the all-Li tracer D of one defect's motion, free of the cell size."""
-        v = self.value("li")
-        if v is None or not self.n_defects:
-            return None
-        k = self.n_li / self.n_defects
-        return Value(k * v.value, None if v.stderr is None else k * v.stderr)
-
-    @property
-    def collective_d(self) -> Value | None:
-        """D_σ, the collective (charge) diffusivity per Li (cm²/s): the collective coordinate's D over N_Li."""
-        v = self.value("collective")
-        if v is None:
-            return None
-        return Value(v.value / self.n_li, None if v.stderr is None else v.stderr / self.n_li)
-
-    @property
-    def haven_ratio(self) -> Value | None:
-        """H_R = D_tracer / D_σ."""
-        return _ratio(self.value("li"), self.collective_d)
-
-    @property
-    def haven_ratio_defect(self) -> Value | None:
-        """H_R = N_Li·D_tracer / D_defect per defect: the Haven ratio where the charge moves with the defect
-        (D_σ = D_defect / N_Li, as for one interstitial or vacancy), from the two better-determined D."""
-        return _ratio(self.per_defect_d, self.value("defect"))
-
-    @property
-    def undetermined(self) -> list[str]:
-        """The derived quantities whose 1σ is as large as themselves: to be shown as undetermined, not as numbers."""
-        return [name for name in ("collective_d", "haven_ratio", "haven_ratio_defect")
-                if undetermined(getattr(self, name))]
-
-
-@dataclass(frozen=True)
-class PendingRun:
-    run_dir: str
-    status: str
-
-    def __str__(self) -> str:
-        return f"{self.run_dir} ({self.status})"
-
-
-@dataclass(frozen=True)
-class StudyAnalysis:
-    """Everything known about a study directory: the state points, runs not finished yet, and the runs'
-    summaries and analyses (for the report's curves and provenance)."""
-
-    study_dir: Path
-    study_name: str
-    selection: str  # the observable the Arrhenius fit uses (the study's analysis.selection)
-    results: list[StateResult]
-    pending: list[PendingRun]
-    runs: list[tuple[RunDir, RunSummary]] = field(default_factory=list)
-    analyses: dict[str, RunAnalysis] = field(default_factory=dict)
-
-    def points(self, observable: str | None = None, include_few_events: bool = False
-               ) -> tuple[dict[str, list[Diffusivity]], dict[str, list[Excluded]]]:
-        """The points an Arrhenius fit takes, per potential, and the states left out with why: states with no
-        diffusive regime always, few-event states unless ``include_few_events``."""
-        observable = observable or self.selection
-        points: dict[str, list[Diffusivity]] = {}
-        excluded: dict[str, list[Excluded]] = {}
-        for r in self.results:
-            p = r.point(observable)
-            why = ""
-            if r.status == "no-diffusive-regime" or p is None:
-                why = r.reason or f"no estimate of the {observable} diffusivity"
-            elif r.status == "few-events" and not include_few_events:
-                why = r.reason
-            elif p.d_cm2_s <= 0:
-                why = f"D = {p.d_cm2_s:.3g} cm²/s ≤ 0 has no logarithm (no motion resolved)"
-            if why:
-                excluded.setdefault(r.series, []).append(Excluded(r.temperature_k, why))
-            else:
-                points.setdefault(r.series, []).append(p)
-        return points, excluded
-
-    def ensembles(self) -> dict[str, dict]:
-        """Per Arrhenius series: its potential, ensemble and what its Ea means, and the lattice constant (Å) at
-        each temperature (the a(T) along which an ``npt`` Ea is taken; one value for ``nvt-fixed``)."""
-        out: dict[str, dict] = {}
-        for r in self.results:
-            e = out.setdefault(r.series, {"potential": r.potential, "ensemble": r.ensemble,
-                                          "meaning": ENSEMBLES[r.ensemble], "lattice_constant_angstrom": {}})
-            if r.conditions is not None:
-                e["lattice_constant_angstrom"][f"{r.temperature_k:g}"] = r.conditions.lattice_constant_angstrom
-        return out
-
-    def lammps_builds(self) -> dict[str, list[str]]:
-        """The LAMMPS builds the runs used (version and build id -> run directories); more than one in a study is
-        worth a look (a cluster's LAMMPS for some runs, another for others)."""
-        out: dict[str, list[str]] = {}
-        for r, s in self.runs:
-            if s.lammps is not None:
-                out.setdefault(f"{s.lammps.version} ({s.lammps.build or s.lammps.executable})", []).append(str(r))
-        return out
+    if fixed and a is not None:
+        a = Estimate(a.value, None)  # the study's cell: no error
+    return Conditions(a, p, None if fixed else study.md.pressure_bar)
 
 
 #: trajectories larger than this in total are analysed in parallel processes (one per run)
@@ -261,8 +83,9 @@ PARALLEL_BYTES = 64 * 2**20
 
 
 def analyse_study(study_dir: str | Path, jobs: int | None = None) -> StudyAnalysis:
-    """Every state point of a study directory; runs are analysed in parallel processes (``jobs``, default: cores)
-    when their trajectories are large and not analysed yet."""
+    """Every state point of a study directory, computed once: the stored result where the runs it used, their
+    settings and the host-stability table are unchanged, else computed now (runs analysed in parallel processes,
+    ``jobs``, default: cores, when their trajectories are large and not analysed yet) and stored."""
     study_dir = Path(study_dir)
     runs = find_runs(study_dir)
     finished = [(r, s) for r, s in runs if r.is_finished(s)]
@@ -270,16 +93,56 @@ def analyse_study(study_dir: str | Path, jobs: int | None = None) -> StudyAnalys
     if not finished:
         raise AnalysisError(f"{study_dir} has no finished runs to analyse"
                             + (f" ({len(pending)} not finished)" if pending else ""))
-    analyses = _analyse_runs(finished, jobs)
+    first = study_of(finished[0][1].config, str(finished[0][0].summary_file))
+    key = study_key(study_dir, finished)
+    results = result.load(study_dir, key)
+    analyses = None
+    if results is None:
+        analyses = _analyse_runs(finished, jobs)
+        results = compute_states(study_dir, finished, analyses)
+        result.save(study_dir, key, results)
+    out = StudyAnalysis(study_dir, first.name, first.analysis.selection, results, pending, runs)
+    if analyses is not None:
+        out.__dict__["analyses"] = analyses  # the cached property, filled with what was just computed
+    return out
+
+
+def study_key(study_dir: Path, finished: list[tuple[RunDir, RunSummary]]) -> dict:
+    """What a study's result depends on: per finished run its analysis cache key, its summary file (size,
+    modification time) and the study's analysis settings; the host-stability table; the code version."""
+    runs = {}
+    for r, s in finished:
+        st = r.summary_file.stat()
+        runs[result.relative(str(r), study_dir)] = {
+            "analysis": cache_key(r, s), "summary": [st.st_size, st.st_mtime_ns],
+            "settings": asdict(study_of(s.config, str(r.summary_file)).analysis)}
+    stab = study_dir / STABILITY
+    signature = [stab.stat().st_size, stab.stat().st_mtime_ns] if stab.is_file() else None
+    return {"version": result.VERSION, "runs": runs, "stability": signature}
+
+
+def compute_states(study_dir: Path, finished: list[tuple[RunDir, RunSummary]],
+                   analyses: dict[str, RunAnalysis]) -> list[StateResult]:
+    """The state results from the finished runs' analyses (replicas of a potential, series and temperature
+    pooled), each flagged where the host is not a stable crystal."""
+    unstable = host_stability(study_dir)
     groups: dict[tuple[str, str, float], list[tuple[RunDir, RunSummary]]] = {}
     for r, s in finished:
         groups.setdefault((s.potential, series_of(s), float(s.temperature_k)), []).append((r, s))
     both = {pot for pot, series, _ in groups if series == pot} & {pot for pot, series, _ in groups if series != pot}
-    results = [state_result(pot, t, members, [analyses[str(r)] for r, _ in members],
-                            series if pot in both else pot)
-               for (pot, series, t), members in sorted(groups.items())]
-    first = study_of(finished[0][1].config, str(finished[0][0].summary_file))
-    return StudyAnalysis(study_dir, first.name, first.analysis.selection, results, pending, runs, analyses)
+    return [state_result(pot, t, members, [analyses[str(r)] for r, _ in members], series if pot in both else pot,
+                         stability=unstable.get((series, round(t, 6)), ""))
+            for (pot, series, t), members in sorted(groups.items())]
+
+
+def host_stability(study_dir: Path) -> dict[tuple[str, float], str]:
+    """(series as :func:`series_of` names it, temperature) → why the host is not a stable crystal there
+    (``host-unstable: ...``), from the study's ``stability.json`` (``python -m driver stability``); {} where the
+    study has none."""
+    scan = read_stability(study_dir)
+    if scan is None:
+        return {}
+    return {(p.series, round(p.temperature_k, 6)): p.flag for p in scan.unstable if p.flag}
 
 
 def choose_window(spec: AnalysisSpec, analyses: list[RunAnalysis]) -> tuple[tuple[float, float] | None, str]:
@@ -316,11 +179,13 @@ def series_of(summary: RunSummary) -> str:
     if ensemble_of(summary) == "npt":
         return summary.potential
     a = study_of(summary.config, summary.study_source).system.lattice_constant_angstrom
-    return f"{summary.potential} @ {a:.4f} Å"
+    return summary.potential if a is None else f"{summary.potential} @ {a:.4f} Å"  # None: a structure file's cell
 
 
 def state_result(potential: str, temperature_k: float, members: list[tuple[RunDir, RunSummary]],
-                 analyses: list[RunAnalysis], series: str = "") -> StateResult:
+                 analyses: list[RunAnalysis], series: str = "", stability: str = "") -> StateResult:
+    """One state point from its replicas' analyses; ``stability``: why its host is not a stable crystal (then
+    its status is ``host-unstable`` unless it has no diffusive regime at all)."""
     spec = study_of(members[0][1].config, str(members[0][0].summary_file)).analysis
     window, why = choose_window(spec, analyses)
     events = None if any(a.events is None for a in analyses) else sum(a.events for a in analyses)
@@ -329,7 +194,7 @@ def state_result(potential: str, temperature_k: float, members: list[tuple[RunDi
     common = dict(potential=potential, temperature_k=temperature_k, run_dirs=tuple(str(r) for r, _ in members),
                   n_li=analyses[0].n_li, n_defects=analyses[0].n_defects, events=events,
                   conditions=conditions([s for _, s in members]), off_site_fraction=off_site,
-                  ensemble=ensemble_of(members[0][1]), series=series or potential)
+                  ensemble=ensemble_of(members[0][1]), series=series or potential, stability=stability)
     if off_site is not None and off_site > MELTED_FRACTION:
         return StateResult(estimates={}, window_ps=None, status="no-diffusive-regime",
                            reason=f"{100 * off_site:.0f} % of the Li time is spent off every crystal site "
@@ -345,6 +210,8 @@ def state_result(potential: str, temperature_k: float, members: list[tuple[RunDi
     reason = ""
     if events is not None and events < spec.min_events:
         status, reason = "few-events", f"few events ({events} < {spec.min_events}): D rests on too few migrations"
+    if stability:
+        status, reason = "host-unstable", "; ".join(filter(None, (stability, reason)))
     return StateResult(estimates=estimates, window_ps=window, status=status, reason=reason, **common)
 
 

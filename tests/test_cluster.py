@@ -196,7 +196,7 @@ def test_task_killed_midway_is_requeued_resumes_and_matches_an_uninterrupted_run
     import shutil
 
     copy = tmp_path / "back home" / study.name
-    shutil.copytree(dirs["killed"].parents[2], copy, ignore=shutil.ignore_patterns("analysis.*"))
+    shutil.copytree(dirs["killed"].parents[2], copy, ignore=shutil.ignore_patterns("analysis.*", "study-result.json"))
     (rc,) = analyse_study(copy).results  # computed afresh there: no stored analysis was copied
     assert rc.estimates == ra.estimates and rc.events == ra.events
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from analysis.arrhenius import arrhenius, fit_arrhenius
-from analysis.compare import (MAX_FACTOR, Series, compare_all, compare_pair, main, sampling_factor, two_sided_p,
+from analysis.cli import compare as main
+from analysis.compare import (MAX_FACTOR, Series, compare_all, compare_pair, sampling_factor, two_sided_p,
                               welch_dof)
 from analysis.diffusion import Diffusivity
 from analysis.study import analyse_study

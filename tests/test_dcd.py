@@ -119,8 +119,8 @@ def test_parallel_analysis_equals_serial(dcd_and_text, monkeypatch, tmp_path):
     for fmt, run in dcd_and_text.items():  # one state point, two replicas: one DCD, one text
         shutil.copytree(run.parents[2], root / fmt)
     serial = analyse_study(root, jobs=1).results
-    for p in root.rglob("analysis.*"):  # the parallel path must compute, not read what the serial one kept
-        p.unlink()
+    for p in [*root.rglob("analysis.*"), root / "study-result.json"]:  # the parallel path must compute, not
+        p.unlink()  # read what the serial one kept
     monkeypatch.setattr(study_mod, "PARALLEL_BYTES", 0)
     parallel = analyse_study(root, jobs=2).results
     assert len(serial) == 1 and serial == parallel  # one state point pooling a DCD and a text replica

@@ -318,7 +318,7 @@ def test_no_fit_always_says_why(tmp_path, capsys):
 
 
 def test_the_report_creates_nothing_in_a_mistyped_directory(tmp_path, capsys):
-    from analysis.report import main
+    from analysis.cli import report as main
 
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2

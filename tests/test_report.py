@@ -100,7 +100,7 @@ def test_report_compares_cell_sizes(tmp_path):
 
 @pytest.mark.integration
 def test_report_of_a_small_real_study_opens_in_chromium(tmp_path):
-    from analysis.report import main
+    from analysis.cli import report as main
     from driver.lammps import find_lammps
     from driver.render import render_study
     from driver.runner import run_many
@@ -119,7 +119,7 @@ def test_report_of_a_small_real_study_opens_in_chromium(tmp_path):
 
 
 def test_report_of_an_empty_directory_is_a_clear_error(tmp_path, capsys):
-    from analysis.report import main
+    from analysis.cli import report as main
 
     assert main([str(tmp_path)]) == 2
     assert "no run directories" in capsys.readouterr().err

@@ -21,15 +21,15 @@ What Ea means depends on the ensemble of the ladder, and every table says which 
 
 A study run with ``system.fixed_beside_angstrom`` has both ladders; :func:`expansion_part` is their difference.
 
-Command line::
+Command line (:func:`analysis.cli.arrhenius`)::
 
     python -m analysis.arrhenius STUDY_DIR_OR_CSV [--json] [--out DIR] [--with-few-events] [--unweighted]
 
 A CSV has the columns ``temperature_k,d_cm2_s,d_stderr_cm2_s`` and optionally ``potential`` and ``n_samples``
 (degrees of freedom of the error). A study directory (``runs/<study>``) is analysed first (see
-:mod:`analysis.study`): states with too few migration events are left out of the fit unless asked for, and the fit
-with them is written beside. Tables (CSV, JSON) and a PNG are written to ``--out`` (default: the study directory,
-or the CSV's directory).
+:mod:`analysis.study`; its stored result where the runs are unchanged): states with too few migration events
+or an unstable host are left out of the fit (the few-event ones unless asked for). Tables (CSV, JSON, both naming
+the material) and a PNG are written to ``--out`` (default: the study directory, or the CSV's directory).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def expansion_part(npt: ArrheniusFit, fixed: ArrheniusFit) -> tuple[float, float
 def expansion_parts(fits: dict[str, ArrheniusFit], ensembles: dict[str, dict]) -> list[dict]:
     """For every potential with a fitted ``npt`` series and a fitted ``nvt-fixed`` series: both Ea, the fixed
     cell and the expansion part ± 1σ (``ensembles``: per series its ``potential`` and ``ensemble``, as
-    :meth:`analysis.study.StudyAnalysis.ensembles` gives them)."""
+    :meth:`analysis.result.StudyAnalysis.ensembles` gives them)."""
     rows = []
     for npt_series, e in ensembles.items():
         if e["ensemble"] != "npt" or npt_series not in fits:
@@ -217,7 +217,7 @@ def read_table(path: Path, include_few_events: bool = False
                ) -> tuple[dict[str, list[Diffusivity]], dict[str, list[Excluded]]]:
     """A diffusivity CSV (columns temperature_k, d_cm2_s, d_stderr_cm2_s[, n_samples, potential, status, flag]) →
     the points by potential, and the rows left out with why. With a ``status`` column (the tables this package
-    writes), ``no-diffusive-regime`` rows are always left out and ``few-events`` rows unless
+    writes), ``no-diffusive-regime`` and ``host-unstable`` rows are always left out and ``few-events`` rows unless
     ``include_few_events``; a row with no D is left out only where its status says why, else refused. Every
     number must be finite (a D that is not a number is left for the fit to refuse with its temperature); a file
     saved with a byte-order mark (Excel's "CSV UTF-8") is read as any other."""
@@ -252,7 +252,7 @@ def read_table(path: Path, include_few_events: bool = False
         t = _finite(_cell(r, "temperature_k", where), "temperature_k", where)
         if t <= 0:
             raise AnalysisError(f"{where}: temperature_k = {t:g} must be positive (K)")
-        if status == "no-diffusive-regime" or (status == "few-events" and not include_few_events):
+        if status in ("no-diffusive-regime", "host-unstable") or (status == "few-events" and not include_few_events):
             excluded.setdefault(pot, []).append(Excluded(t, why))
             continue
         d_text, err = _cell(r, "d_cm2_s", where), _cell(r, "d_stderr_cm2_s", where)
@@ -297,6 +297,17 @@ def read_ensembles(path: Path) -> dict[str, dict]:
         except (KeyError, TypeError, ValueError):
             pass
     return out
+
+
+def read_material(path: Path) -> str:
+    """The material a diffusivity CSV names in its ``material`` column (the tables this package writes), else
+    empty."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            names = [(r.get("material") or "").strip() for r in csv.DictReader(fh)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ""
+    return ", ".join(dict.fromkeys(n for n in names if n))
 
 
 def fit_table(table: dict[str, list[Diffusivity]], weighted: bool = True

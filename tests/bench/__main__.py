@@ -12,6 +12,10 @@
 5. families: MD throughput (steps/s, atom-steps/s) of each potential family at 64 and 512 atoms on the CPU, in
    the LAMMPS the driver uses, with tiny stand-in MACE and DeePMD models the benchmark makes itself; the ratio is
    against the classical baseline at the same size.
+6. Li2O (li2o-teter): the static Li-vacancy hop barrier by NEB (driver.neb, at the 300 K cell and at the cell of
+   the ladder's middle temperature) beside the MD activation enthalpy of a short vacancy ladder (the built-in
+   li2o-vacancy study, 3 temperatures, 10 ps each), with the host-stability test of each temperature's cell.
+   `python -m tests.bench li2o` runs this case alone (bench-results/li2o.json).
 
 Each measurement runs in its own process, which reports its wall time and peak resident memory (ru_maxrss).
 Results are printed and written to bench-results/bench.json and tests/bench/RESULTS.md (which the README quotes).
@@ -301,7 +305,110 @@ def precision(tmp: Path, seeds: int = 30, walkers: int = 64, frames: int = 2000,
             **rows}
 
 
-def main() -> int:
+#: the Li2O ladder: temperatures (K) and MD lengths (ps); at 800 K the vacancy hops ~1.5 times per ps
+LI2O_LADDER_K = (800.0, 900.0, 1000.0)
+LI2O_MD_PS = {"npt_ps": 2.0, "equilibration_ps": 1.0, "production_ps": 10.0, "restart_interval_ps": 1.0}
+#: li2o-teter's zero-pressure lattice constant at 300 K (Å, catalog entry: NPT, 768 atoms)
+LI2O_300K_ANGSTROM = 4.555
+
+
+def li2o_neb_vs_md(tmp: Path) -> dict:
+    """The NEB barrier of the Li-vacancy hop in li2o-teter Li2O beside the Ea of a short MD vacancy ladder."""
+    import dataclasses
+    import os
+
+    import math
+
+    import numpy as np
+
+    from analysis.arrhenius import fit_arrhenius
+    from analysis.diffusion import Diffusivity
+    from analysis.study import analyse_study
+    from driver.lammps import find_lammps
+    from driver.neb import vacancy_barrier
+    from driver.render import render_study
+    from driver.runner import run_many
+    from driver.stability import scan_study
+    from inputs.structure import antifluorite_li2o
+    from inputs.study import load_study
+
+    study = load_study("li2o-vacancy").restricted(temperatures_k=LI2O_LADDER_K)
+    study = dataclasses.replace(study, md=dataclasses.replace(study.md, **LI2O_MD_PS))
+    t0 = time.perf_counter()
+    failed = run_many(render_study(study, tmp), find_lammps(), jobs=os.cpu_count() or 1, threads=1, progress=False)
+    if failed:
+        raise SystemExit(f"bench li2o: runs failed: {failed}")
+    md_wall = time.perf_counter() - t0
+    study_dir = tmp / study.name
+    analysis = analyse_study(study_dir)
+    points, _ = analysis.points("defect", include_few_events=True)
+    (series, ladder), = points.items()
+    fit = fit_arrhenius(ladder)
+    scan = scan_study(study_dir)
+    states = {r.temperature_k: r for r in analysis.results}
+    mid = LI2O_LADDER_K[len(LI2O_LADDER_K) // 2]
+    a_mid = states[mid].conditions.lattice_constant_angstrom.value
+    t0 = time.perf_counter()
+    neb = {f"{a:.4f}": vacancy_barrier("li2o-teter", antifluorite_li2o, a, 4) for a in (LI2O_300K_ANGSTROM, a_mid)}
+    neb_wall = time.perf_counter() - t0
+    # the hop rate's own Arrhenius slope (events per ps, Poisson errors): the MD's Ea without D's noise
+    rates = [Diffusivity(t, r.events / (LI2O_MD_PS["production_ps"] * len(r.run_dirs)),
+                         math.sqrt(r.events) / (LI2O_MD_PS["production_ps"] * len(r.run_dirs)), r.events)
+             for t, r in sorted(states.items()) if r.events]
+    hop_fit = fit_arrhenius(rates)
+    # the static prediction of an NPT slope: E(a(T)) - T (dE/da)(da/dT) at the middle temperature, with dE/da from
+    # the two NEB barriers and da/dT from the ladder's cells (analysis.arrhenius: what an NPT Ea means)
+    (a0, b0), (a1, b1) = ((float(a), b.barrier_ev) for a, b in neb.items())
+    temps = sorted(states)
+    dadt = np.polyfit(temps, [states[t].conditions.lattice_constant_angstrom.value for t in temps], 1)[0]
+    predicted = b1 - mid * (b1 - b0) / (a1 - a0) * dadt
+    return {"case": f"li2o-teter, 767 atoms (4x4x4, one Li vacancy), NPT {LI2O_MD_PS['npt_ps']:g} ps + NVT "
+                    f"{LI2O_MD_PS['equilibration_ps']:g} + {LI2O_MD_PS['production_ps']:g} ps at "
+                    f"{', '.join(f'{t:g}' for t in LI2O_LADDER_K)} K, one seed",
+            "md": {"series": series, "ea_ev": fit.ea_ev, "ea_stderr_ev": fit.ea_stderr_ev,
+                   "chi2_reduced": fit.chi2_reduced, "wall_s": md_wall,
+                   "states": [{"temperature_k": t, "events": r.events,
+                               "lattice_constant_angstrom": r.conditions.lattice_constant_angstrom.value,
+                               "d_cm2_s": None if p is None else p.d_cm2_s,
+                               "d_stderr_cm2_s": None if p is None else p.d_stderr_cm2_s,
+                               "host_stable": scan.point(series, t).result.stable}
+                              for t, r in sorted(states.items()) for p in [r.point("defect")]]},
+            "neb": {a: {"barrier_ev": b.barrier_ev, "asymmetry_ev": b.asymmetry_ev, "hop_angstrom": b.hop_angstrom}
+                    for a, b in neb.items()},
+            "neb_wall_s": neb_wall,
+            "hop_rate": {"ea_ev": hop_fit.ea_ev, "ea_stderr_ev": hop_fit.ea_stderr_ev},
+            "static_npt_ea_ev": predicted, "da_dt_angstrom_per_k": dadt}
+
+
+def print_li2o(r: dict) -> None:
+    m = r["md"]
+    print(f"\nLi2O: {r['case']}")
+    for s in m["states"]:
+        d = "-" if s["d_cm2_s"] is None else f"{s['d_cm2_s']:.3e} ± {s['d_stderr_cm2_s']:.1e} cm²/s"
+        print(f"  {s['temperature_k']:g} K: a = {s['lattice_constant_angstrom']:.4f} Å, {s['events']} events, "
+              f"vacancy D {d}, host {'stable' if s['host_stable'] else 'NOT STABLE'}")
+    ea = "-" if m["ea_stderr_ev"] is None else f"{m['ea_ev']:.3f} ± {m['ea_stderr_ev']:.3f} eV"
+    print(f"  MD Ea (activation enthalpy along a(T)): {ea} (χ²_red {m['chi2_reduced']}; {m['wall_s']:.0f} s of MD)")
+    h = r["hop_rate"]
+    print(f"  MD hop-rate Ea (events per ps, Poisson errors): {h['ea_ev']:.3f} ± {h['ea_stderr_ev']:.3f} eV")
+    for a, b in r["neb"].items():
+        print(f"  NEB vacancy-hop barrier at a = {a} Å: {b['barrier_ev']:.3f} eV (end points differ by "
+              f"{b['asymmetry_ev']:.1e} eV; hop {b['hop_angstrom']:.2f} Å)")
+    print(f"  static prediction of the NPT Ea, E(a) - T (dE/da)(da/dT) at the middle temperature: "
+          f"{r['static_npt_ea_ev']:.3f} eV (da/dT = {r['da_dt_angstrom_per_k']:.2e} Å/K)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["li2o"]:  # the Li2O case alone
+        with tempfile.TemporaryDirectory() as tmp:
+            r = li2o_neb_vs_md(Path(tmp))
+        out = ROOT / "bench-results" / "li2o.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(r, indent=2) + "\n")
+        print_li2o(r)
+        print(f"written to {out}")
+        return 0
     from driver.render import render_study
     from inputs.study import load_study
 
@@ -336,6 +443,8 @@ def main() -> int:
         results["paper_size"] = paper_size(Path(tmp))
         results["precision"] = precision(Path(tmp))
     results["families"] = families()
+    with tempfile.TemporaryDirectory() as tmp:
+        results["li2o"] = li2o_neb_vs_md(Path(tmp))
     out = ROOT / "bench-results" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -367,6 +476,7 @@ def main() -> int:
         "msd_rel_diff_ours_text_vs_mda_text": p9["ours-text"]["msd_max_rel_diff_vs_mda"],
         "peak_mb_ours_dcd_10x": results["paper_size"]["90000_frames"]["ours-dcd"]["peak_rss_mb"]}
     print(json.dumps(results["paper_size_summary"], indent=1))
+    print_li2o(results["li2o"])
     out.write_text(json.dumps(results, indent=2) + "\n")
     write_results_md(results, ROOT / "tests" / "bench" / "RESULTS.md")
     print(f"written to {out} and tests/bench/RESULTS.md")
@@ -410,6 +520,20 @@ def write_results_md(r: dict, path: Path) -> None:
               "| family | atoms | steps/s | vs classical |", "| --- | --- | --- | --- |"]
     lines += [f"| {x['family']} | {x['atoms']} | {x['steps_per_s']:.1f} | {x['ratio_to_classical']:.4f} |"
               for x in r["families"]]
+    li2o = r["li2o"]
+    m = li2o["md"]
+    lines += ["", f"Li2O, the Li-vacancy hop: {li2o['case']} ({m['wall_s']:.0f} s of MD):", "",
+              "| T (K) | a (Å) | events | vacancy D (cm²/s) | host |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {x['temperature_k']:g} | {x['lattice_constant_angstrom']:.4f} | {x['events']} | "
+              + ("–" if x["d_cm2_s"] is None else f"{x['d_cm2_s']:.3e} ± {x['d_stderr_cm2_s']:.1e}")
+              + f" | {'stable' if x['host_stable'] else 'NOT STABLE'} |" for x in m["states"]]
+    ea = "–" if m["ea_stderr_ev"] is None else f"{m['ea_ev']:.3f} ± {m['ea_stderr_ev']:.3f} eV"
+    h = li2o["hop_rate"]
+    lines += ["", f"- MD Ea (activation enthalpy along the NPT a(T)): {ea}; from the hop rate (events per ps): "
+              f"{h['ea_ev']:.3f} ± {h['ea_stderr_ev']:.3f} eV"]
+    lines += [f"- NEB barrier of the hop at a = {a} Å: {b['barrier_ev']:.3f} eV" for a, b in li2o["neb"].items()]
+    lines += [f"- static prediction of the NPT Ea, E(a) - T (dE/da)(da/dT) at the middle temperature: "
+              f"{li2o['static_npt_ea_ev']:.3f} eV"]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -7,6 +7,8 @@
     python -m driver run    --study paper --accelerator cuda --runs-per-gpu 4      # 4 runs share each GPU
     python -m driver run-task RUN_DIR [RUN_DIR ...] --lmp lmp   # what one array task runs (skip / resume / run)
     python -m driver preflight --lmp lmp --accelerator kokkos   # does this LAMMPS's Python have what runs need?
+    python -m driver stability runs/default   # is each temperature's host still a crystal? -> stability.json
+    python -m driver precision-round runs/paper   # a study with [precision]: check, extend, resubmit (array tasks)
 
 ``run`` renders (idempotently), runs every run that is not finished (resuming interrupted ones), then prints
 D ± σ for each potential and temperature and what to run next.
@@ -79,18 +81,36 @@ def cmd_run(args) -> int:
     lmp = find_lammps(args.lmp)
     paths = render_study(study, args.root, accelerator=args.accelerator)
     log.info("study %r: %d run(s) under %s; LAMMPS: %s", study.name, len(paths), Path(args.root) / study.name, lmp)
+    from driver.session import check_runs
+
+    check_runs(paths, lmp)  # LAMMPS judges the lines of each potential cheap on a CPU (run 0) before any run starts
     gpus = _gpus(args.gpus, args.accelerator)
     if gpus:
         log.info("GPUs %s, %d run(s) per GPU", ",".join(gpus), args.runs_per_gpu)
-    failed = run_many(paths, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress,
-                      gpus=gpus, runs_per_gpu=args.runs_per_gpu)
+    failed: list[str] = []
+
+    def run(dirs: list[Path]) -> list[str]:
+        failed[:] = run_many(dirs, lmp, jobs=args.jobs, threads=args.threads, progress=not args.no_progress,
+                             gpus=gpus, runs_per_gpu=args.runs_per_gpu)
+        return failed
+
+    study_dir = Path(args.root) / study.name
+    if study.precision.enabled:  # pilot, then extensions until the target is met or the cap reached
+        from driver.precision import planner_policy, run_to_precision
+
+        log.info("precision target: %s (each round is kept in precision.json)", study.precision.describe())
+        run_to_precision(study, study_dir, paths, run, planner_policy, stopped=lambda: bool(interrupted))
+    else:
+        run(paths)
     if interrupted:
         log.error("interrupted: every run stopped is marked interrupted and resumes where it was on the next "
                   "'python -m driver run'")
         return 128 + interrupted[0]
-    study_dir = Path(args.root) / study.name
+    from driver.stability import scan_after_run
+
+    scan_after_run(study_dir)  # classical hosts relaxed at each temperature's cell (seconds): stability.json
     analysis = analyse_study(study_dir)  # every run's numbers are kept beside it: computed once
-    table = write_diffusivity_table(analysis.results, study_dir / "diffusivity.csv", analysis.selection)
+    table = write_diffusivity_table(analysis, study_dir)
     for r in analysis.results:
         if r.potential not in study.potentials or r.temperature_k not in study.temperatures_k:
             continue
@@ -159,11 +179,34 @@ def cmd_run_task(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_precision_round(args) -> int:
+    """After an array task's runs (a study with [precision]): nothing while other runs of the study are
+    unfinished; else check the target, extend the runs that need it and resubmit their tasks."""
+    from driver.cluster import resubmit
+    from driver.precision import cluster_round, describe_round, planner_policy
+    from inputs.study import study_of
+
+    study_dir = Path(args.study_dir)
+    rnd = cluster_round(study_dir, planner_policy)
+    if rnd is None:
+        print(f"{study_dir}: other runs of the study are not finished yet; the task that finishes last decides")
+        return 0
+    from core.rundir import find_runs
+
+    (_, s), *_ = find_runs(study_dir)
+    print(describe_round(rnd, study_of(s.config, s.study_source).precision))
+    if rnd.extended and not args.no_submit:
+        for line in resubmit(study_dir, sorted(rnd.extended)):
+            print(line)
+    return 0
+
+
 def cmd_preflight(args) -> int:
     from driver.lammps import find_lammps, preflight
+    from potentials.catalog import FAMILIES, needs_gpu
 
     lmp = find_lammps(args.lmp)
-    families = tuple(args.family or ("mace", "deepmd"))
+    families = tuple(args.family or (f for f in FAMILIES if needs_gpu(f)))
     pf = preflight(lmp, args.accelerator if args.accelerator != "gpu" else "kokkos", families, args.cuequivariance)
     e = pf.embedded
     print(f"LAMMPS {pf.lammps.executable} ({pf.lammps.version}); packages: {' '.join(sorted(pf.lammps.packages))}"
@@ -199,6 +242,8 @@ def cmd_status(args) -> int:
             how_far += f", log written {_ago(age_s)} ago"
         extra = f"  {s.error}" if s.status in ("failed", "interrupted") and s.error else ""
         label = f"{s.status} ({s.failure_class})" if s.status == "failed" and s.failure_class else s.status
+        if s.status == "interrupted" and not s.error and s.precision is not None:
+            label = "extending"  # asked to go on toward the study's precision target: the next run resumes it
         if s.status == "running" and not driver_alive(run):
             label = "interrupted (no driver)"
             extra = (f"  its driver (pid {s.pid}) is gone: it was killed without a chance to record it; "
@@ -212,6 +257,20 @@ def cmd_status(args) -> int:
     if len(builds) > 1:
         print("WARNING: the runs used different LAMMPS builds: "
               + "; ".join(f"{k}: {n} run(s)" for k, n in sorted(builds.items())))
+    return 0
+
+
+def cmd_stability(args) -> int:
+    """The host test of every (potential, temperature) of a study's finished runs: stability.json."""
+    from core.stability import STABILITY
+    from driver.stability import scan_study
+
+    scan = scan_study(args.study_dir, seed=args.seed)
+    for p in scan.points:
+        verdict = p.skipped if p.result is None else ("stable" if p.result.stable else "NOT STABLE")
+        print(f"{p.series} {p.temperature_k:g} K: {verdict}" + (f"  {p.result.message}" if p.result else ""))
+    print(f"{len(scan.unstable)} of {len(scan.points)} state point(s) flagged host-unstable; written "
+          f"{Path(args.study_dir) / STABILITY}")
     return 0
 
 
@@ -256,16 +315,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launcher", default="", help="command in front of lmp, e.g. 'srun' or 'mpirun -n 4'")
     p.add_argument("--kokkos-gpus", type=int, default=None, help="GPUs of a KOKKOS run (-k on g N)")
     p.set_defaults(fn=cmd_run_task)
+    from potentials.catalog import FAMILIES
+
+    p = sub.add_parser("precision-round", help="what an array task of a study with [precision] does after its runs: "
+                                               "the last one checks the target, extends runs, resubmits their tasks")
+    p.add_argument("study_dir")
+    p.add_argument("--no-submit", action="store_true", help="extend the runs, submit nothing")
+    p.set_defaults(fn=cmd_precision_round)
     p = sub.add_parser("preflight", help="check, in the Python that LAMMPS embeds, what GPU runs need")
     p.add_argument("--lmp", help="LAMMPS executable (default: LIF_DIFFUSION_LMP, the environment's lmp)")
     p.add_argument("--accelerator", choices=ACCELERATOR_CHOICES, default="kokkos", help=ACCELERATOR_HELP)
-    p.add_argument("--family", action="append", choices=("mace", "deepmd"),
-                   help="potential families the runs use (default: both)")
+    p.add_argument("--family", action="append", choices=tuple(FAMILIES),
+                   help="potential families the runs use (default: those whose runs go to GPU nodes)")
     p.add_argument("--cuequivariance", action="store_true", help="the study converts MACE to cuEquivariance")
     p.set_defaults(fn=cmd_preflight)
     p = sub.add_parser("status", help="state of each run of a study directory")
     p.add_argument("study_dir")
     p.set_defaults(fn=cmd_status)
+    from driver.plan import add_arguments as plan_arguments
+
+    plan_arguments(sub.add_parser("plan", help="run lengths and device-hours for a σ(Ea) target (analysis.plan)"))
+    p = sub.add_parser("stability", help="relax each temperature's perfect host at its mean cell: still a crystal?")
+    p.add_argument("study_dir")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random displacements (default 0)")
+    p.set_defaults(fn=cmd_stability)
     args = ap.parse_args(argv)
     return cli.run(lambda: args.fn(args))
 

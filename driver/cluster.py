@@ -12,6 +12,15 @@
   preflight``, run in the Python LAMMPS embeds: CuPy, CUDA torch, Python version, DeePMD plugin), which names
   what is missing before anything is queued; ``site.toml`` — the site file as used.
 
+A study with a precision target (``[precision]``, driver/precision.py) gets a follow-up after each task's runs:
+``python -m driver precision-round .``, which does nothing until every run of the study is finished; the task that
+finishes last (under a lock in the study directory) checks the target, extends the runs that need it and
+resubmits, as a follow-up array, the tasks that hold them (SLURM ``sbatch --array=<those tasks>``; PBS the whole
+array, whose tasks with nothing to run end at once), which repeat this when they are done: one round per array,
+each task within the site's time limit (a task that reaches it is requeued and resumes, as without a target).
+A failed run holds the round back until it is run again (``submit.sh`` again: finished runs are skipped).
+``arrays.json`` tells it which script and task list each array has.
+
 ``[gpu] runs_per_task = k`` packs k runs into each array task, run at once on the task's GPUs (a 433-atom LiF
 run uses a small part of a modern GPU); ``[gpu] launcher`` (``srun``, ``mpirun -n 4``) with ``gpus_per_task = N``
 spreads one KOKKOS run of a large cell over N GPUs (``-k on g N``).
@@ -23,22 +32,26 @@ and the run list is read as NUL-separated data, so names and paths with spaces, 
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from core import config
 from core.config import from_dict
-from core.errors import InputError
+from core.errors import InputError, LifDiffusionError
 from core.files import atomic_write_bytes, atomic_write_text
 from core.rundir import RunDir, versions
+from inputs.study import study_of
 from potentials.catalog import needs_gpu
 
 TOKEN = re.compile(r"^[A-Za-z0-9_.:,@%+=/-]*$")
 TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 MEM = re.compile(r"^(\d+[KMGTkmgt]?[Bb]?)?$")
 CLUSTER_DIR = "cluster"
+ARRAYS = "arrays.json"  # in CLUSTER_DIR: per array job, its script, task list, runs per task and scheduler
 
 
 @dataclass(frozen=True)
@@ -158,8 +171,10 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
         if "\0" in rel:
             raise InputError(f"run directory {rel!r} contains a NUL character")
         groups[kind].append((rel, s.requirements.args))
-    written, jobs = [], []
+    written, jobs, arrays = [], [], []
     study_name = study_dir.name
+    precision = any(study_of(s.config, str(RunDir(d).summary_file)).precision.enabled
+                    for d in run_dirs for s in [RunDir(d).read()])
     version = versions().get("lif-diffusion", "dev")
     for kind, runs in groups.items():
         tasks = out / f"tasks-{kind}"
@@ -185,11 +200,15 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
                       time=site.time, cpus_per_task=res.cpus_per_task, gpus_per_task=res.gpus_per_task,
                       mem=res.mem, partition=site.partition, account=site.account, qos=site.qos,
                       extra=site.extra, modules=site.modules, setup=site.setup, python=site.python, lmp=site.lmp,
-                      plugin_path=site.plugin_path, requeue_on_timeout=site.requeue_on_timeout)
+                      plugin_path=site.plugin_path, requeue_on_timeout=site.requeue_on_timeout,
+                      precision=precision)
         atomic_write_text(script, text)
         script.chmod(0o755)
         written += [tasks, script]
         jobs.append({"script": script.name, "n_tasks": n_tasks})
+        arrays.append({"script": script.name, "tasks": tasks.name, "runs_per_task": per_task,
+                       "scheduler": site.scheduler, "max_parallel": site.max_parallel})
+    atomic_write_text(out / ARRAYS, json.dumps(arrays, indent=1) + "\n")
     submit = out / "submit.sh"
     checks = [{"accelerator": acc, "families": sorted(fams)} for acc, fams in sorted(preflight.items())]
     atomic_write_text(submit, render("submit.sh.j2", study=study_name, n_runs=len(run_dirs), jobs=jobs,
@@ -199,4 +218,35 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
     submit.chmod(0o755)
     if Path(site.source).is_file():
         atomic_write_text(out / "site.toml", Path(site.source).read_text())
-    return written + [submit]
+    return written + [submit, out / ARRAYS]
+
+
+def resubmit(study_dir: Path, run_dirs: list[str]) -> list[str]:
+    """Submit again, as a follow-up array, the tasks of the study's arrays that hold ``run_dirs`` (SLURM: those
+    task indices; PBS, whose arrays are ranges: the whole array). Returns what each submission printed."""
+    study_dir = Path(study_dir).resolve()
+    out = study_dir / CLUSTER_DIR
+    wanted = {Path(d).resolve() for d in run_dirs}
+    try:
+        arrays = json.loads((out / ARRAYS).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{out / ARRAYS}: cannot read the study's arrays ({e}): render it again with --site") from None
+    said = []
+    for a in arrays:
+        runs = [r.decode() for r in (out / a["tasks"]).read_bytes().split(b"\0") if r]
+        per = a["runs_per_task"]
+        tasks = sorted({i // per for i, rel in enumerate(runs) if (study_dir / rel).resolve() in wanted})
+        if not tasks:
+            continue
+        script = f"{CLUSTER_DIR}/{a['script']}"
+        if a["scheduler"] == "slurm":
+            spec = ",".join(map(str, tasks)) + (f"%{a['max_parallel']}" if a["max_parallel"] else "")
+            cmd = ["sbatch", "--parsable", f"--chdir={study_dir}", f"--array={spec}", script]
+        else:
+            cmd = ["qsub", script]
+        done = subprocess.run(cmd, cwd=study_dir, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LifDiffusionError(f"{' '.join(cmd)} failed ({done.returncode}): "
+                                    f"{done.stderr.strip() or done.stdout.strip()}")
+        said.append(f"{a['script']}: task(s) {','.join(map(str, tasks))} resubmitted: {done.stdout.strip()}")
+    return said

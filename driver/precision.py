@@ -94,11 +94,6 @@ class Round:
         return self.decision != "extend"
 
 
-def production_ps(s: RunSummary) -> float:
-    """The production length (ps) the run has or is being extended to."""
-    return (s.stages.production_end - s.stages.equilibration_end) * s.timestep_fs / 1000.0
-
-
 def check(analysis: StudyAnalysis, spec: PrecisionSpec) -> tuple[SeriesCheck, ...]:
     """Every series of the analysis against the targets (the D the study's Arrhenius fit uses, few-event states
     left out of the fit as the fit leaves them out)."""
@@ -227,7 +222,7 @@ def _take_round(study: Study, study_dir: Path, run_dirs: list[Path], policy: Pol
     number = sum(1 for r in journal["rounds"] if r.get("decision") == "extend")
     checks = check(analysis, study.precision)
     last = journal["rounds"][-1] if journal["rounds"] else {}
-    lengths = {run.path.relative_to(study_dir).as_posix(): production_ps(s) for run, s in runs}
+    lengths = {run.path.relative_to(study_dir).as_posix(): s.production_ps for run, s in runs}
     if last.get("decision") in ("met", "cap-reached") and last.get("production_ps") == lengths \
             and journal.get("target") == study.precision.describe():
         return Round(number, checks, last["decision"], {})  # decided already (another task, an earlier run)
@@ -249,7 +244,7 @@ def _take_round(study: Study, study_dir: Path, run_dirs: list[Path], policy: Pol
 def _record(study: Study, study_dir: Path, journal: dict, rnd: Round, runs: list[tuple[RunDir, RunSummary]]) -> None:
     """Append the round to ``precision.json``: the checks, each run's length now and the one decided (ps), and
     the simulated time in all (now, and planned for the next round)."""
-    now = {run.path.relative_to(study_dir).as_posix(): production_ps(s) for run, s in runs}
+    now = {run.path.relative_to(study_dir).as_posix(): s.production_ps for run, s in runs}
     to = {run.path.relative_to(study_dir).as_posix(): (rnd.extended[str(run)] - s.stages.equilibration_end)
           * s.timestep_fs / 1000.0 for run, s in runs if str(run) in rnd.extended}
     entry = {
@@ -259,7 +254,7 @@ def _record(study: Study, study_dir: Path, journal: dict, rnd: Round, runs: list
         "production_ps": now, "simulated_ps": sum(now.values()),
         "extend_to_ps": to, "planned_simulated_ps": sum(to.get(d, v) for d, v in now.items()),
         # the planner's own prediction of the simulated time the target needs (before chunks and the cap)
-        "proposed_simulated_ps": sum(max(production_ps(s), rnd.proposed_ps.get(str(run), 0.0)) for run, s in runs)
+        "proposed_simulated_ps": sum(max(s.production_ps, rnd.proposed_ps.get(str(run), 0.0)) for run, s in runs)
         if rnd.proposed_ps else None,
     }
     doc = {"target": study.precision.describe(), "spec": dataclasses.asdict(study.precision),
@@ -274,7 +269,7 @@ def _apply(study: Study, rnd: Round, runs: list[tuple[RunDir, RunSummary]], chec
     met = {c.series for c in checks if c.met}
     series_of_run = {d: r.series for r in analysis.results for d in r.run_dirs}
     for run, s in runs:
-        old = s.precision or PrecisionRecord(target=target, production_ps=production_ps(s))
+        old = s.precision or PrecisionRecord(target=target, production_ps=s.production_ps)
         end = rnd.extended.get(str(run))
         if end is not None:
             ext = Extension(rnd.number + 1, s.stages.production_end, end, rundir.now())
@@ -285,7 +280,7 @@ def _apply(study: Study, rnd: Round, runs: list[tuple[RunDir, RunSummary]], chec
         elif rnd.done or s.precision is None:
             outcome = "running" if not rnd.done else ("met" if series_of_run[str(run)] in met else "cap-reached")
             with run_lock(run):
-                run.update(precision=dataclasses.replace(old, target=target, production_ps=production_ps(s),
+                run.update(precision=dataclasses.replace(old, target=target, production_ps=s.production_ps,
                                                          outcome=outcome))
 
 
@@ -359,7 +354,7 @@ def run_to_precision(study: Study, study_dir: Path, run_dirs: list[Path], run: C
         log.info("%s", describe_round(rnd, study.precision))
         for d, end in sorted(rnd.extended.items()):
             s = RunDir(d).read()
-            log.info("  %s: production to %g ps (step %d)", d, production_ps(s), end)
+            log.info("  %s: production to %g ps (step %d)", d, s.production_ps, end)
         if rnd.done:
             return rnd
 

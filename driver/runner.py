@@ -207,7 +207,7 @@ def _run_locked(run: RunDir, s: RunSummary, info: LammpsInfo, progress: bool, th
     parts = ([out] if out.is_file() else []) + [run.segment(k, fmt) for k in run.segments(fmt)]
     merged = (dumps.merge_dcd if fmt == "dcd" else dumps.merge_segments)(parts, out)
     fcom = ([run.fcom] if run.fcom.is_file() else []) + [run.fcom_segment(k) for k in run.fcom_segments()]
-    dumps.merge_rows(fcom, run.fcom, "# step x y z (Å): the F sublattice's centre of mass, unwrapped\n")
+    dumps.merge_rows(fcom, run.fcom, "# step x y z (Å): the host sublattice's centre of mass, unwrapped\n")
     for k in run.segments(fmt):
         run.segment(k, fmt).unlink()
     for k in run.fcom_segments():

@@ -44,7 +44,7 @@ class SystemSpec:
     ``volume = "npt"``: each run first finds its own cell at ``md.pressure_bar`` (the
     lattice constant is only where it starts); ``"fixed"``: every run is NVT at ``lattice_constant_angstrom``.
     ``charge_compensation`` applies to rigid-ion (classical) potentials: ``background`` leaves a charged defect
-    cell to Ewald's neutralising background, ``anion-sublattice`` spreads the opposite charge over the F ions.
+    cell to Ewald's neutralising background, ``anion-sublattice`` spreads the opposite charge over the anions (the F ions of LiF).
     ``fixed_beside_angstrom`` (with ``volume = "npt"``): also run every potential's ladder in NVT at this lattice
     constant (e.g. the NPT cell of the middle temperature), beside the NPT one, so that the report can give both
     Ea and their difference (the part of the zero-pressure Ea that comes from the lattice's expansion)."""

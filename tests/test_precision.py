@@ -20,7 +20,7 @@ from core.errors import InputError, LammpsError
 from core.rundir import PrecisionRecord, RunDir
 from core.units import K_B_EV_PER_K
 from driver.dumps import iter_frames
-from driver.precision import JOURNAL, check, next_end, production_ps, run_to_precision, take_round
+from driver.precision import JOURNAL, check, next_end, run_to_precision, take_round
 from inputs.study import study_from_dict
 from tests.conftest import random_walk, study_dict, write_fake_run
 
@@ -131,7 +131,7 @@ def test_a_round_checks_the_fit_and_extends_by_whole_chunks(tmp_path):
     assert not c.met and c.excluded == ()
     for d in dirs:
         s = RunDir(d).read()
-        assert s.status == "interrupted" and production_ps(s) == pytest.approx(8.5)  # 4 + 3 × 1.5
+        assert s.status == "interrupted" and s.production_ps == pytest.approx(8.5)  # 4 + 3 × 1.5
         assert s.precision.outcome == "running" and len(s.precision.extensions) == 1
         ext = s.precision.extensions[0]
         assert (ext.round, ext.from_step, ext.to_step) == (1, 400, 850)
@@ -171,7 +171,7 @@ def test_where_the_planner_cannot_plan_each_state_gets_one_chunk(tmp_path, caplo
     study = study_of_walks(config, ea_stderr_ev=1e-4, max_production_ps=20.0)  # chunk: the pilot's 4 ps
     rnd = take_round(study, root, dirs, planner_policy)
     assert rnd.decision == "extend" and "the planner cannot plan fumi-tosi" in caplog.text
-    assert {production_ps(RunDir(d).read()) for d in dirs} == {8.0}
+    assert {RunDir(d).read().production_ps for d in dirs} == {8.0}
 
 
 def test_only_a_finished_run_is_extended(tmp_path):
@@ -284,7 +284,7 @@ def test_the_loop_extends_until_the_target_and_resumes_after_a_kill(tmp_path):
     asked: list[dict[float, float]] = []
 
     def twice(analysis, series, spec):
-        lengths = {r.temperature_k: 2 * max(production_ps(RunDir(d).read()) for d in r.run_dirs)
+        lengths = {r.temperature_k: 2 * max(RunDir(d).read().production_ps for d in r.run_dirs)
                    for r in analysis.results}
         asked.append(lengths)
         return lengths
@@ -314,16 +314,16 @@ def test_the_loop_extends_until_the_target_and_resumes_after_a_kill(tmp_path):
     if rnd.decision == "met":
         assert last.ea_stderr_ev <= target
     else:
-        assert any(production_ps(RunDir(p).read()) == pytest.approx(2.4) for p in paths) or len(decisions) > 6
+        assert any(RunDir(p).read().production_ps == pytest.approx(2.4) for p in paths) or len(decisions) > 6
     for p in paths:
         s = RunDir(p).read()
         end = s.stages.production_end
         assert s.status == "finished" and s.precision.outcome == rnd.decision
-        assert s.precision.production_ps == pytest.approx(production_ps(s)) and s.outputs.last_step == end
+        assert s.precision.production_ps == pytest.approx(s.production_ps) and s.outputs.last_step == end
         assert [e.to_step for e in s.precision.extensions] == [1300, 2500][:len(s.precision.extensions)]
         assert [st for st, _ in iter_frames(p / "traj.dump")] == list(range(100, end + 1, 5))
     assert journal["outcome"] == rnd.decision
-    assert journal["rounds"][-1]["simulated_ps"] == pytest.approx(sum(production_ps(RunDir(p).read())
+    assert journal["rounds"][-1]["simulated_ps"] == pytest.approx(sum(RunDir(p).read().production_ps
                                                                       for p in paths))
 
 
@@ -385,7 +385,7 @@ def test_driver_run_loops_with_the_planner_until_the_target_or_the_cap(tmp_path,
     assert journal["rounds"][0]["production_ps"] == {f"fumi-tosi/T{t}K/seed1": 0.6 for t in (600, 700, 800)}
     (c,) = check(analyse_study(study_dir), study_from_dict(
         {**RunDir(study_dir / "fumi-tosi/T600K/seed1").read().config}, "x").precision)
-    lengths = [production_ps(RunDir(d).read()) for d in sorted(study_dir.glob("fumi-tosi/T*/seed1"))]
+    lengths = [RunDir(d).read().production_ps for d in sorted(study_dir.glob("fumi-tosi/T*/seed1"))]
     if journal["outcome"] == "met":
         assert c.ea_stderr_ev <= 0.004
     else:

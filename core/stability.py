@@ -35,8 +35,9 @@ class HostStability:
     ``rattle_angstrom`` in a random direction (``seed``), relaxed at fixed cell, compared with the relaxed perfect
     crystal. ``energy_drop_ev_per_fu`` = E(perfect) - E(rattled, relaxed) per formula unit (> 0: a lower structure
     was found); ``max_displacement_angstrom``: the largest distance of a relaxed atom from its perfect site after
-    the mean shift is removed. ``stable``: every atom back within the displacement tolerance and the energies
-    within the energy tolerance."""
+    the mean shift is removed. ``stable``: no structure lower than the perfect crystal by more than the energy
+    tolerance was found (a rattled start that ends away from the sites in a minimum no lower is inconclusive, not
+    unstable; its message says so)."""
 
     stable: bool
     energy_drop_ev_per_fu: float

@@ -56,8 +56,15 @@ def cmd_render(args) -> int:
     for p in paths:
         print(f"  {p}")
     if site is not None:
+        from core.errors import LammpsError
         from driver.cluster import write_cluster_scripts
+        from driver.lammps import find_lammps
+        from driver.session import check_runs
 
+        try:  # the lines of potentials cheap on a CPU, judged here (run 0) before anything is queued
+            check_runs(paths, find_lammps(None))
+        except LammpsError as e:
+            log.warning("the potentials' lines are not checked here (%s): the cluster's tasks will find out", e)
         study_dir = Path(args.root) / study.name
         files = write_cluster_scripts(study_dir, paths, site)
         print(f"{site.scheduler} job scripts ({site.source}):")

@@ -23,6 +23,7 @@ DeePMD-kit plugin built beside this LAMMPS. LAMMPS works in its own frame (a alo
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,9 +130,10 @@ def run_zero(potential: str, data_file: Path, type_order: tuple[str, ...], lmp: 
     lmp = find_lammps(lmp)
     entry, block = resolve(potential, tuple(type_order), compute)
     deck = ["units metal", "boundary p p p", f"atom_style {'charge' if block.charges is not None else 'atomic'}",
-            f"read_data {Path(data_file).resolve()}", *block.lines, "thermo_style custom step pe", "run 0",
+            "read_data cell.lmp", *block.lines, "thermo_style custom step pe", "run 0",
             f'print "{RUN0_MARK} $(pe:%.15g)"']
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # the data file copied in: any path (spaces, $) stays out of the deck
+        shutil.copyfile(data_file, Path(tmp) / "cell.lmp")
         (Path(tmp) / "in.run0").write_text("\n".join(deck) + "\n")
         try:
             proc = subprocess.run([lmp, "-in", "in.run0", "-log", "none", "-nocite"], cwd=tmp, capture_output=True,

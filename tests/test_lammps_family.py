@@ -283,6 +283,20 @@ def test_driver_run_stops_before_any_run_starts_on_a_line_lammps_refuses(tmp_pat
     assert len(runs) == 2 and {r.read().status for r in runs} == {"rendered"}  # nothing started
 
 
+def test_rendering_for_a_cluster_checks_the_lines_before_writing_job_scripts(tmp_path, monkeypatch, capsys):
+    """A study rendered for a cluster is checked here too: a bad line must not fail inside every array task."""
+    from driver.__main__ import main
+    from tests.test_cluster import site_file
+
+    catalog(tmp_path, monkeypatch, LIF_LINES.replace("F F 0.1582 0.299 2.358 9.050 -10.61", "F F 0.1582 0.299"))
+    root = tmp_path / "runs"
+    assert main(["render", "--study", study_file(tmp_path, ["fumi-tosi", "lif-lines"]), "--root", str(root),
+                 "--site", str(site_file(tmp_path))]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "potential 'lif-lines'" in err[0] and "LAMMPS refused its lines" in err[0]
+    assert not list(root.rglob("submit.sh"))  # nothing to queue
+
+
 def test_check_runs_checks_each_cheap_potential_once_and_leaves_the_others(tmp_path, monkeypatch):
     from driver.render import render_study
     from driver.session import check_runs
@@ -296,6 +310,19 @@ def test_check_runs_checks_each_cheap_potential_once_and_leaves_the_others(tmp_p
     monkeypatch.setattr(classical, "CHEAP_ON_CPU", False)  # as the ML families: their models are not loaded
     assert check_runs(paths) == ["lif-lines"]
     assert {RunDir(p).read().status for p in paths} == {"rendered"}
+
+
+def test_check_runs_works_under_a_root_with_spaces_and_dollars(tmp_path, monkeypatch):
+    """The run decks name their data file relative to the run; so must the check (a path with a space or a $ in
+    LAMMPS's read_data line is split or expanded, and the refusal would blame the potential)."""
+    from driver.render import render_study
+    from driver.session import check_runs
+    from inputs.study import load_study
+
+    catalog(tmp_path, monkeypatch, LIF_LINES)
+    study = load_study(study_file(tmp_path, ["fumi-tosi", "lif-lines"]))
+    paths = render_study(study, tmp_path / "my runs $HOME")
+    assert check_runs(paths) == ["fumi-tosi", "lif-lines"]
 
 
 def test_the_readme_s_example_entry_runs(tmp_path, monkeypatch):

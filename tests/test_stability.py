@@ -52,6 +52,32 @@ def test_the_host_test_refuses_a_defect_cell_and_a_rattle_beyond_its_tolerance()
         host_stability("fumi-tosi", rocksalt_lif(4.03, 3), rattle_angstrom=0.5)
 
 
+@pytest.mark.parametrize("drop_ev_per_fu, moved_angstrom, stable, says", [
+    (0.0, 0.01, True, "relaxes back"),
+    (-0.05, 1.2, True, "inconclusive"),  # caught in a HIGHER minimum: the perfect crystal is still the lower one
+    (0.0, 0.8, True, "inconclusive"),  # an equivalent minimum away from the sites
+    (0.06, 1.5, False, "not a stable crystal"),  # a lower structure: the host is unstable
+])
+def test_only_a_lower_structure_flags_the_host(monkeypatch, drop_ev_per_fu, moved_angstrom, stable, says):
+    """The verdict from the two relaxations (stand-ins here: the physics is in the integration tests below)."""
+    from driver import stability
+
+    host = rocksalt_lif(4.03, 3)
+    fu = host.n_formula_units
+    shift = np.zeros_like(host.positions)
+    shift[0] = (moved_angstrom, 0.0, 0.0)
+
+    def fake_relax(potential, atoms, *args, **kwargs):
+        rattled_start = not np.allclose(atoms.positions, host.positions)
+        if rattled_start:
+            return stability.Relaxed(-100.0 - drop_ev_per_fu * fu, host.positions + shift, 0.0, 10)
+        return stability.Relaxed(-100.0, host.positions.copy(), 0.0, 10)
+
+    monkeypatch.setattr(stability, "relax", fake_relax)
+    result = host_stability("fumi-tosi", host)
+    assert result.stable is stable and says in result.message
+
+
 def _result(stable: bool) -> HostStability:
     return HostStability(stable=stable, energy_drop_ev_per_fu=0.0 if stable else 0.06,
                          max_displacement_angstrom=0.0 if stable else 1.5, cell_angstrom=(12.0, 12.0, 12.0, 0, 0, 0),

@@ -47,9 +47,10 @@ in the fit whose cost buys less precision than the others' is left out where tha
 state's marginal value (how much σ(Ea) falls per extra ns simulated there) is reported. Where even the cap cannot
 reach the target, the proposal says so, with the σ(Ea) the cap would give.
 
-Sequential runs. :func:`next_step` is the rule for extending until σ(Ea) ≤ target: stop when the fit's σ(Ea)
-and the model's both meet it, else run to the proposal. On synthetic ladders with a known Ea
-(tests/test_sequential.py) the Ea it stops at is unbiased (< 0.1 σ) and its 1σ covers ~68 %.
+Sequential runs. The rule that extends runs until σ(Ea) ≤ target is the precision loop's,
+:func:`driver.precision.decide`: stop on the fit's σ(Ea), else run to the proposal in whole chunks up to the cap.
+On synthetic ladders with a known Ea (tests/test_sequential.py, through that same function) the Ea it stops at is
+unbiased and its 1σ covers ~68 %.
 
 Everything here is pure numpy/scipy: the study's runs come in through :func:`knowledge_of` (an
 :class:`analysis.result.StudyAnalysis`); ``python -m driver plan`` (driver/plan.py) prints the table and writes the
@@ -646,53 +647,3 @@ def _ladder(states: Sequence[StateKnowledge], temperatures: Sequence[float] | No
         out.append(StateKnowledge(t, 0, 0.0, 0, None, None, rate, source, template.window_start_events,
                                   template.min_events, template.noise_factor, template.potential))
     return out
-
-
-# --- the sequential rule ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Step:
-    """One round of running until a σ(Ea) target is met: ``done`` (and why), else the lengths per replica and
-    replicas to run every temperature to next, the proposal behind them, and the model's σ(Ea) at what was run."""
-
-    done: bool
-    reason: str
-    production_ps: dict[float, float]
-    replicas: dict[float, int]
-    predicted_ea_stderr_ev: float | None
-    proposal: Proposal | None = None
-
-
-def next_step(states: Sequence[StateKnowledge], measured_ea_stderr_ev: float | None, target_ea_stderr_ev: float,
-              max_production_ps: float, replicas: int | None = None, growth: float = 1.25) -> Step:
-    """The rule for extending runs until σ(Ea) ≤ target (``states``: :func:`knowledge_of` the runs so far,
-    ``measured_ea_stderr_ev``: the analysis's σ(Ea) of them, None where there is no fit yet).
-
-    Stop when the fit's σ(Ea) *and* the model's at the lengths run (:func:`predict`, from the events counted and
-    κ) are both at or below the target: the decision does not rest on the fit's σ alone, which is estimated from
-    the same data as Ea and scatters with it. Otherwise run every temperature to :func:`propose`'s lengths; where
-    the proposal adds nothing (the model says the target is met, the fit does not yet), every state in the fit
-    ``growth`` times longer; at the cap, stop and say so. On synthetic ladders with a known Ea
-    (tests/test_sequential.py) the Ea this rule stops at is unbiased (0.07 σ) and its 1σ covers 0.675 (600
-    studies). Stopping on the fit's σ alone did as well there (0.06 σ, 0.675) and ~3 % sooner: the model's
-    condition is a guard that costs little, not a correction those ladders needed."""
-    model = predict(states).ea_stderr_ev
-    run = {s.temperature_k: s.production_ps for s in states}
-    reps = {s.temperature_k: s.replicas for s in states}
-    if measured_ea_stderr_ev is not None and measured_ea_stderr_ev <= target_ea_stderr_ev \
-            and model is not None and model <= target_ea_stderr_ev:
-        return Step(True, f"σ(Ea) = {measured_ea_stderr_ev:.3g} eV ≤ {target_ea_stderr_ev:g} eV (the model's: "
-                    f"{model:.3g} eV)", run, reps, model)
-    p = propose(states, target_ea_stderr_ev, max_production_ps, replicas)
-    lengths = {t: max(p.production_ps[t], run[t]) for t in run}
-    grows = any(lengths[t] * p.replicas[t] > run[t] * reps[t] * 1.01 for t in run)
-    if not grows:
-        in_fit = {s.temperature_k for s in p.states if s.in_fit}
-        lengths = {t: max(run[t], min(max_production_ps, run[t] * growth)) if t in in_fit else run[t] for t in run}
-        grows = any(lengths[t] > run[t] * 1.01 for t in run)
-    if not grows:
-        sigma = "no fit" if measured_ea_stderr_ev is None else f"σ(Ea) = {measured_ea_stderr_ev:.3g} eV"
-        model_text = "none" if model is None else f"{model:.3g} eV"
-        return Step(True, f"the cap of {max_production_ps:g} ps per replica is reached: {sigma}, the model's "
-                    f"{model_text}, target {target_ea_stderr_ev:g} eV", run, reps, model, p)
-    return Step(False, "", lengths, p.replicas, model, p)

@@ -133,7 +133,7 @@ class Outputs:
     logs: tuple[str, ...]
 
 
-PrecisionOutcome = Literal["running", "met", "cap-reached"]
+PrecisionOutcome = Literal["running", "met", "cap-reached", "rounds-exhausted"]
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,8 @@ class Extension:
 class PrecisionRecord:
     """A run under a precision target (the study's ``[precision]``): the target in words, the production length
     (ps) the run has reached or is being extended to, whether the target was met (``met``), given up at the cap
-    (``cap-reached``) or not decided yet (``running``), and the extensions asked."""
+    (``cap-reached``) or after ``max_rounds`` extension rounds (``rounds-exhausted``) or not decided yet
+    (``running``), and the extensions asked."""
 
     target: str
     production_ps: float

@@ -329,23 +329,6 @@ def test_the_optimisers_gradient_is_the_derivative_of_the_fits_own_sigma():
         assert grad[k] == pytest.approx(math.log(_sigma(states, bumped, reps) / sigma) / math.log(1.0001), rel=1e-3)
 
 
-def test_next_step_stops_only_when_the_fit_and_the_model_both_meet_the_target():
-    from analysis.plan import next_step
-
-    states = calibrated([known(t, 400.0) for t in LADDER.temperatures_k])
-    model = predict(states).ea_stderr_ev
-    done = next_step(states, 0.9 * model, model * 1.01, 5000.0)
-    assert done.done and "σ(Ea) = " in done.reason and done.production_ps == {t: 400.0 for t in LADDER.temperatures_k}
-    lucky = next_step(states, 0.5 * model, 0.8 * model, 5000.0)  # the fit met it by chance, the model did not
-    assert not lucky.done and max(lucky.production_ps.values()) > 400.0
-    assert lucky.production_ps == lucky.proposal.production_ps
-    unlucky = next_step(states, 1.5 * model, 1.01 * model, 5000.0)  # the model met it, the fit not yet: a chunk
-    assert not unlucky.done and unlucky.production_ps == {t: 500.0 for t in LADDER.temperatures_k}
-    capped = next_step(states, 1.5 * model, 1.01 * model, 400.0)
-    assert capped.done and "cap of 400 ps per replica is reached" in capped.reason
-    assert next_step(states, None, 0.02, 5000.0).done is False  # no fit yet: go on
-
-
 def test_knowledge_of_a_study_takes_each_state_and_a_temperature_not_run_yet(tmp_path):
     from analysis.plan import knowledge_of
     from analysis.study import analyse_study

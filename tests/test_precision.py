@@ -164,14 +164,18 @@ def test_runs_at_the_cap_are_not_extended_further(tmp_path):
     assert {RunDir(d).read().precision.outcome for d in dirs} == {"cap-reached"}
 
 
-def test_where_the_planner_cannot_plan_each_state_gets_one_chunk(tmp_path, caplog):
+def test_where_the_planner_cannot_plan_each_state_grows_as_its_error_asks(tmp_path, caplog):
+    """σ ∝ 1/√t: a fit's σ(Ea) 1.5 times the target asks 1.5² = 2.25 times the length, 9 ps; in whole chunks of
+    the pilot's 4 ps, 12 ps."""
+    from analysis.study import analyse_study
     from driver.precision import planner_policy
 
     root, dirs, config = walk_ladder(tmp_path)  # no defect in these runs: no events to plan with
-    study = study_of_walks(config, ea_stderr_ev=1e-4, max_production_ps=20.0)  # chunk: the pilot's 4 ps
+    (c,) = check(analyse_study(root), study_of_walks(config, ea_stderr_ev=1.0, max_production_ps=20.0).precision)
+    study = study_of_walks(config, ea_stderr_ev=c.ea_stderr_ev / 1.5, max_production_ps=20.0)  # chunk: 4 ps
     rnd = take_round(study, root, dirs, planner_policy)
     assert rnd.decision == "extend" and "the planner cannot plan fumi-tosi" in caplog.text
-    assert {RunDir(d).read().production_ps for d in dirs} == {8.0}
+    assert {RunDir(d).read().production_ps for d in dirs} == {12.0}
 
 
 def test_only_a_finished_run_is_extended(tmp_path):
@@ -187,6 +191,84 @@ def test_only_a_finished_run_is_extended(tmp_path):
     (dirs[1] / "final.restart").unlink()
     with pytest.raises(LammpsError, match="no restart file"):
         request_extension(dirs[1], 800, record)
+
+
+def host_unstable(root, dirs, temperatures):
+    """stability.json marking the walks at these temperatures host-unstable (as driver/stability.py would)."""
+    from analysis.study import series_of
+    from core.stability import HostStability, StabilityPoint, StabilityScan, write_stability
+
+    lower = HostStability(False, 0.06, 1.2, (8.0, 8.0, 8.0, 0.0, 0.0, 0.0), 64, 32, 0.1, 0, "a lower structure")
+    write_stability(StabilityScan(tuple(
+        StabilityPoint("fumi-tosi", series_of(RunDir(d).read()), t, (str(d),), lower)
+        for t, d in zip((500.0, 600.0, 700.0), dirs)
+        if t in temperatures)), root)
+
+
+def test_a_round_tests_the_hosts_first_and_a_stale_met_is_checked_again(tmp_path, monkeypatch):
+    """The host test runs inside the round, before the analysis; a "met" decided before a state's host was found
+    unstable is not reused: the fit without 600 and 700 K has one point, no σ(Ea), the target is missed."""
+    import driver.precision as precision
+
+    root, dirs, config = walk_ladder(tmp_path)
+    study = study_of_walks(config, ea_stderr_ev=10.0, max_production_ps=20.0)
+    scans = []
+    monkeypatch.setattr(precision, "scan_after_run", lambda study_dir: scans.append(study_dir))
+    assert take_round(study, root, dirs, lambda *a: {}).decision == "met" and scans == [root]
+    monkeypatch.setattr(precision, "scan_after_run", lambda study_dir: host_unstable(root, dirs, (600.0, 700.0)))
+    rnd = take_round(study, root, dirs, lambda *a: {})  # same lengths, same target: only the fresh check differs
+    (c,) = rnd.checks
+    assert rnd.decision == "extend" and c.ea_stderr_ev is None and c.excluded == (600.0, 700.0) and not c.met
+    assert [r["decision"] for r in json.loads((root / JOURNAL).read_text())["rounds"]] == ["met", "extend"]
+
+
+def test_d_rel_stderr_is_checked_on_the_states_the_fit_uses(tmp_path):
+    from analysis.study import analyse_study
+
+    root, dirs, config = walk_ladder(tmp_path)
+    host_unstable(root, dirs, (700.0,))
+    spec = study_of_walks(config, d_rel_stderr=1.0, max_production_ps=20.0).precision
+    (c,) = check(analyse_study(root), spec)
+    assert set(c.d_rel_stderr) == {500.0, 600.0} and c.excluded == (700.0,) and c.met
+    tight = dataclasses.replace(spec, d_rel_stderr=min(c.d_rel_stderr.values()) * 0.99)
+    assert not check(analyse_study(root), tight)[0].met
+
+
+def test_rounds_used_up_are_told_apart_from_the_cap(tmp_path):
+    root, dirs, config = walk_ladder(tmp_path)
+    study = study_of_walks(config, ea_stderr_ev=1e-4, max_production_ps=20.0, max_rounds=1)
+    (root / JOURNAL).write_text(json.dumps({"rounds": [{"round": 0, "decision": "extend"}]}))  # one round done
+    rnd = take_round(study, root, dirs, lambda *a: pytest.fail("no rounds left to plan"))
+    assert rnd.decision == "rounds-exhausted" and not rnd.extended
+    assert {RunDir(d).read().precision.outcome for d in dirs} == {"rounds-exhausted"}
+    assert json.loads((root / JOURNAL).read_text())["outcome"] == "rounds-exhausted"
+
+
+def test_decide_rounds_to_chunks_under_the_cap_and_stops_for_the_right_reason():
+    from driver.precision import SeriesCheck, decide
+    from inputs.study import PrecisionSpec
+
+    spec = PrecisionSpec(ea_stderr_ev=0.02, max_production_ps=100.0, max_rounds=3)
+    missed = (SeriesCheck("a", 0.04, {}, (), False), SeriesCheck("b", 0.01, {}, (), True))
+    now = {"a": {500.0: 10.0, 600.0: 10.0}, "b": {500.0: 10.0, 600.0: 10.0}}
+    plan = {"a": {500.0: 31.0, 600.0: 10.0}}
+    done = decide(missed, now, spec, 10.0, 0, plan.__getitem__)  # b met: never planned
+    assert (done.decision, done.lengths_ps, done.proposed_ps) == ("extend", {"a": {500.0: 40.0}}, plan)
+    capped = decide(missed, {**now, "a": {500.0: 100.0, 600.0: 100.0}}, spec, 10.0, 0, lambda s: {500.0: 200.0})
+    assert capped.decision == "cap-reached" and capped.lengths_ps == {}
+    # the planner adds nothing, the fit misses by 2: σ ∝ 1/√t asks 4 times the length (a chunk more at least)
+    assert decide(missed, now, spec, 10.0, 0, lambda s: {}).lengths_ps == {"a": {500.0: 40.0, 600.0: 40.0}}
+    nofit = (SeriesCheck("a", None, {}, (), False),)
+    assert decide(nofit, now, spec, 10.0, 2, lambda s: {}).lengths_ps == {"a": {500.0: 20.0, 600.0: 20.0}}
+    assert decide(nofit, now, spec, 10.0, 3, lambda s: {}).decision == "rounds-exhausted"
+    assert decide(missed[1:], now, spec, 10.0, 3, lambda s: {}).decision == "met"
+
+
+def test_a_single_temperature_series_is_refused_before_any_run(tmp_path):
+    root, dirs, config = walk_ladder(tmp_path)
+    study = study_of_walks(config, ea_stderr_ev=0.01, max_production_ps=20.0)
+    with pytest.raises(InputError, match="precision.ea_stderr_ev: the series fumi-tosi .* runs only at 700 K"):
+        run_to_precision(study, root, dirs[2:], lambda d: pytest.fail("nothing runs"), lambda *a: {})
 
 
 # --- extension through LAMMPS ----------------------------------------------------------------------------------
@@ -308,7 +390,7 @@ def test_the_loop_extends_until_the_target_and_resumes_after_a_kill(tmp_path):
     rnd = run_to_precision(study, study_dir, paths, lambda dirs: run_many(dirs, lmp, progress=False), twice)
     journal = json.loads((study_dir / JOURNAL).read_text())
     decisions = [r["decision"] for r in journal["rounds"]]
-    assert decisions[0] == "extend" and decisions[-1] == rnd.decision in ("met", "cap-reached")
+    assert decisions[0] == "extend" and decisions[-1] == rnd.decision in ("met", "cap-reached", "rounds-exhausted")
     assert [r["round"] for r in journal["rounds"]] == list(range(len(decisions)))  # no round taken twice
     (last,) = rnd.checks
     if rnd.decision == "met":
@@ -381,7 +463,8 @@ def test_driver_run_loops_with_the_planner_until_the_target_or_the_cap(tmp_path,
     assert driver_main(["run", "--study", str(path), "--root", str(root), "--no-progress"]) == 0
     study_dir = root / "tiny"
     journal = json.loads((study_dir / JOURNAL).read_text())
-    assert journal["outcome"] in ("met", "cap-reached") and (study_dir / "diffusivity.csv").is_file()
+    assert journal["outcome"] in ("met", "cap-reached", "rounds-exhausted")
+    assert (study_dir / "diffusivity.csv").is_file()
     assert journal["rounds"][0]["production_ps"] == {f"fumi-tosi/T{t}K/seed1": 0.6 for t in (600, 700, 800)}
     (c,) = check(analyse_study(study_dir), study_from_dict(
         {**RunDir(study_dir / "fumi-tosi/T600K/seed1").read().config}, "x").precision)
@@ -448,7 +531,7 @@ def test_precision_rounds_on_a_real_slurm(tmp_path_factory, tmp_path):
         deadline = time.monotonic() + 420
         while True:
             journal = json.loads((study_dir / JOURNAL).read_text()) if (study_dir / JOURNAL).exists() else {}
-            if journal.get("outcome") in ("met", "cap-reached") and not queued(cluster, first) \
+            if journal.get("outcome") in ("met", "cap-reached", "rounds-exhausted") and not queued(cluster, first) \
                     and not cluster.run("squeue", "-h", check=False).strip():  # the follow-up array too
                 break
             assert time.monotonic() < deadline, f"{journal}\n{cluster.logs()}"

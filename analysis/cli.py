@@ -56,14 +56,14 @@ def arrhenius(argv: list[str] | None = None) -> int:
             analysis = analyse_study(src)  # the stored result, where the runs are unchanged
             observable = args.observable or analysis.selection
             table, excluded = analysis.points(observable, include_few_events=args.with_few_events)
-            ensembles, material = analysis.ensembles(), analysis.material
+            ensembles, material, mobile = analysis.ensembles(), analysis.material, analysis.mobile
             out_dir = Path(args.out) if args.out else src
             output.write_diffusivity_table(analysis, out_dir, observable)
             for p in analysis.pending:
                 log.warning("left out (not finished): %s", p)
         elif src.is_file():
             table, excluded = read_table(src, args.with_few_events)
-            ensembles, material, observable = read_ensembles(src), read_material(src), ""
+            ensembles, material, observable, mobile = read_ensembles(src), read_material(src), "", ""
             out_dir = Path(args.out) if args.out else src.parent
         else:
             raise AnalysisError(f"{src} is neither a study directory nor a CSV file")
@@ -74,7 +74,8 @@ def arrhenius(argv: list[str] | None = None) -> int:
                 f"{' ...' if len(ex) > 6 else ''})" for p, ex in excluded.items() if p not in table]
             raise AnalysisError("no potential has an Arrhenius fit: " + ("; ".join(reasons) or "no usable rows"))
         written = output.write_arrhenius(fits, table, out_dir, plot=not args.no_plot, excluded=excluded,
-                                         ensembles=ensembles, material=material, observable=observable)
+                                         ensembles=ensembles, material=material, observable=observable,
+                                         mobile=mobile)
         if material and not args.json:
             print(f"{material}:")
         for pot in sorted(set(table) | set(excluded)):

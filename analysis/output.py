@@ -16,7 +16,7 @@ import numpy as np
 
 from analysis.arrhenius import ArrheniusFit, expansion_parts
 from analysis.diffusion import Diffusivity
-from analysis.result import OBSERVABLE_LABELS, StateResult, StudyAnalysis
+from analysis.result import StateResult, StudyAnalysis, observable_label
 from analysis.runs import OBSERVABLES
 from core import plotting
 from core.files import atomic_write_text, json_dumps
@@ -100,12 +100,12 @@ FIT_COLUMNS = ("potential", "material", "ensemble", "lattice_constants_angstrom"
 
 def write_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusivity]], out_dir: Path,
                     plot: bool = True, excluded: dict | None = None, ensembles: dict | None = None,
-                    material: str = "", observable: str = "") -> list[Path]:
+                    material: str = "", observable: str = "", mobile: str = "") -> list[Path]:
     """arrhenius.csv, arrhenius.json and (``plot``) arrhenius.png; ``excluded``: the states left out of each
     potential's fit, with why (listed in the tables); ``ensembles``: per series its ensemble, what its Ea means
     and its a(T) (:meth:`analysis.result.StudyAnalysis.ensembles`), stamped beside each Ea, and the expansion part
-    where a potential has both ladders; ``material`` (``Li in LiF (interstitial)``) and ``observable`` (which D)
-    name what was fitted in the tables and the plot's title."""
+    where a potential has both ladders; ``material`` (``Li in LiF (interstitial)``) and ``observable`` (which D, of
+    the ``mobile`` species) name what was fitted in the tables and the plot's title."""
     out_dir = Path(out_dir)
     excluded = excluded or {}
     ensembles = ensembles or {}
@@ -132,13 +132,14 @@ def write_arrhenius(fits: dict[str, ArrheniusFit], table: dict[str, list[Diffusi
     paths.append(atomic_write_text(out_dir / "arrhenius.json", json_dumps(doc, indent=2) + "\n"))
     if plot:
         paths.append(plot_arrhenius(fits, table, out_dir / "arrhenius.png",
-                                    title=arrhenius_title(material, observable)))
+                                    title=arrhenius_title(material, observable, mobile)))
     return paths
 
 
-def arrhenius_title(material: str = "", observable: str = "") -> str:
-    """``D of all Li (tracer), Li in LiF (interstitial) (error bars 1σ, bands 1σ of the fit)``."""
-    what = f"D of {OBSERVABLE_LABELS.get(observable, observable)}" if observable else "Diffusivity"
+def arrhenius_title(material: str = "", observable: str = "", mobile: str = "") -> str:
+    """``D of all Li (tracer), Li in LiF (interstitial) (error bars 1σ, bands 1σ of the fit)``; ``mobile``: the
+    species the observable is of."""
+    what = f"D of {observable_label(observable, mobile)}" if observable else "Diffusivity"
     return f"{what}{', ' + material if material else ''} (error bars 1σ, bands 1σ of the fit)"
 
 

@@ -36,8 +36,7 @@ from analysis.arrhenius import expansion_parts, fit_table
 from analysis.compare import compare_all, plot_pairs, report_rows, series_from, study_simulated_ps
 from analysis.diffusion import running_d
 from analysis.output import arrhenius_title, diffusivity_rows, plot_arrhenius, write_diffusivity_table
-from analysis.result import OBSERVABLE_LABELS as LABEL
-from analysis.result import StateResult, StudyAnalysis
+from analysis.result import StateResult, StudyAnalysis, observable_label
 from analysis.study import analyse_study
 from core import plotting
 from core.errors import AnalysisError
@@ -50,7 +49,9 @@ PAPER = "arXiv 2510.05020"
 PAIRS_PNG = "compare-ea.png"
 
 
-def plot_bars(results: list[StateResult], observable: str, path: Path, material: str = "") -> Path:
+def plot_bars(results: list[StateResult], observable: str, path: Path, material: str = "", mobile: str = ""
+              ) -> Path:
+    """D per potential and temperature, bars ± 1σ; ``material`` and ``mobile`` (the species) name it in the title."""
     plt = plotting.pyplot()
     pots = list(dict.fromkeys(r.series for r in results))
     temps = sorted({r.temperature_k for r in results})
@@ -69,8 +70,8 @@ def plot_bars(results: list[StateResult], observable: str, path: Path, material:
     ax.set_xticks(np.arange(len(pots)))
     ax.set_xticklabels(pots, rotation=20, ha="right")
     ax.set_ylabel("D (cm²/s)")
-    ax.set_title(f"D of {LABEL[observable]}{', ' + material if material else ''} ± 1σ (hatched: not ok)",
-                 fontsize=10)
+    ax.set_title(f"D of {observable_label(observable, mobile)}{', ' + material if material else ''} ± 1σ "
+                 "(hatched: not ok)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return plotting.save(fig, path)
@@ -113,8 +114,8 @@ def plot_diagnostics(pot: str, results: list[StateResult], analysis: StudyAnalys
         bottom.set_xlabel("lag time (ps)")
         top.legend(fontsize=6)
     material = f" ({analysis.material})" if analysis.material else ""
-    fig.suptitle(f"{pot}, {LABEL[observable]}{material}: MSD per run and the running D(t), fit window shaded; "
-                 "line and band: the fitted D ± 1σ", fontsize=10)
+    fig.suptitle(f"{pot}, {observable_label(observable, analysis.mobile)}{material}: MSD per run and the running "
+                 "D(t), fit window shaded; line and band: the fitted D ± 1σ", fontsize=10)
     fig.tight_layout()
     return plotting.save(fig, path)
 
@@ -225,11 +226,12 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
     fits, why = fit_table(table)
     table_all, excluded_all = analysis.points(include_few_events=True)
     fits_all, _ = fit_table(table_all)
-    material = analysis.material
-    figs = [(plot_arrhenius(fits, table, out / "arrhenius.png", title=arrhenius_title(material, observable)),
-             f"Arrhenius plot of {material} ({LABEL[observable]}), states with a diffusive regime and enough events"),
-            (plot_bars(analysis.results, observable, out / "d_bars.png", material),
-             f"D per potential and temperature, {material} ({LABEL[observable]})")]
+    material, mobile = analysis.material, analysis.mobile
+    label = observable_label(observable, mobile)
+    figs = [(plot_arrhenius(fits, table, out / "arrhenius.png", title=arrhenius_title(material, observable, mobile)),
+             f"Arrhenius plot of {material} ({label}), states with a diffusive regime and enough events"),
+            (plot_bars(analysis.results, observable, out / "d_bars.png", material, mobile),
+             f"D per potential and temperature, {material} ({label})")]
     for pot in dict.fromkeys(r.series for r in analysis.results):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pot)
         rs = [r for r in analysis.results if r.series == pot]
@@ -261,7 +263,7 @@ def build_report(study_dir: str | Path, out: str | Path | None = None, compare: 
     if pairs:
         figs.append((plot_pairs(pairs, out / PAIRS_PNG), "ΔEa between potentials (b − a), bars 1σ and 2σ"))
     doc = {"study": analysis.study_name, "study_dir": str(study_dir.resolve()), "observable": observable,
-           "material": material, "paper_system": analysis.paper_system,
+           "material": material, "mobile": mobile, "paper_system": analysis.paper_system,
            "host_unstable": [{"series": r.series, "temperature_k": r.temperature_k, "reason": r.stability}
                              for r in analysis.unstable],
            "fits": fit_rows, "diffusivity": [row | {"runs": list(r.run_dirs)} for row, r in
@@ -350,8 +352,10 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
              "per_defect_z": _fmt(r["per_defect_d_z"], "+.1f"),
              "defect": f"{v(r['defect_d'])} / {v(r['other_defect_d'])}", "defect_z": _fmt(r["defect_d_z"], "+.1f")}
             for r in c["rows"]]}
-    return render("report.html.j2", study=doc["study"], study_dir=doc["study_dir"], observable=LABEL[doc["observable"]],
-                  material=doc["material"], paper=PAPER if doc["paper_system"] else "",
+    return render("report.html.j2", study=doc["study"], study_dir=doc["study_dir"],
+                  observable=observable_label(doc["observable"], doc.get("mobile", "")),
+                  mobile=doc.get("mobile") or "mobile", material=doc["material"],
+                  paper=PAPER if doc["paper_system"] else "",
                   unstable=[f"{u['series']} at {u['temperature_k']:g} K: {u['reason']}" for u in doc["host_unstable"]],
                   pending=doc["pending"], builds=doc["lammps_builds"],
                   charged_note=doc["point_charges"] == [False, True], fits=fits, rows=rows,

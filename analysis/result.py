@@ -48,8 +48,15 @@ Status = Literal["ok", "few-events", "host-unstable", "no-diffusive-regime"]
 #: a production pressure further than this from the study's target is flagged (1 kbar is ~0.25 % of volume in
 #: LiF, ~0.1 % of the lattice constant: a few meV on a migration barrier)
 PRESSURE_TOLERANCE_BAR = 1000.0
-#: the observables (:data:`analysis.runs.OBSERVABLES`, in their order) in words, for titles and tables
-OBSERVABLE_LABELS = {"li": "all Li (tracer)", "defect": "the defect", "collective": "collective"}
+#: the observables (:data:`analysis.runs.OBSERVABLES`, in their order) in words, for titles and tables: templates
+#: of the mobile species (``{mobile}``), filled by :func:`observable_label`
+OBSERVABLE_LABELS = {"li": "all {mobile} (tracer)", "defect": "the defect", "collective": "collective"}
+
+
+def observable_label(observable: str, mobile: str = "") -> str:
+    """An observable in words for the ``mobile`` species (``all Li (tracer)``); without one (a table read back
+    without its runs), ``all mobile atoms (tracer)``."""
+    return OBSERVABLE_LABELS.get(observable, observable).format(mobile=mobile or "mobile atoms")
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,12 @@ class StudyAnalysis:
     def materials(self) -> list[Material]:
         """The materials of the study's runs (one, unless runs of different systems share the directory)."""
         return list(dict.fromkeys(material_of(s.structure) for _, s in self.runs))
+
+    @property
+    def mobile(self) -> str:
+        """The mobile species of the study's runs, for labels: ``Li`` (``Li, Na`` where runs of different systems
+        share the directory; empty without runs)."""
+        return ", ".join(dict.fromkeys(m.mobile for m in self.materials))
 
     @property
     def material(self) -> str:

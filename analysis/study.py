@@ -45,6 +45,7 @@ from core.errors import AnalysisError
 from core.estimate import Estimate
 from core.rundir import RunDir, RunSummary, find_runs
 from core.stability import STABILITY, read_stability
+from inputs.structure import structure_of
 from inputs.study import AnalysisSpec, study_of
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,8 @@ def state_result(potential: str, temperature_k: float, members: list[tuple[RunDi
                   ensemble=ensemble_of(members[0][1]), series=series or potential, stability=stability)
     if off_site is not None and off_site > MELTED_FRACTION:
         return StateResult(estimates={}, window_ps=None, status="no-diffusive-regime",
-                           reason=f"{100 * off_site:.0f} % of the Li time is spent off every crystal site "
+                           reason=f"{100 * off_site:.0f} % of the {structure_of(members[0][1].structure).mobile} "
+                                  "time is spent off every crystal site "
                                   f"(> {OFF_SITE_ANGSTROM} Å away): the host lattice has melted", **common)
     if window is None:
         return StateResult(estimates={}, window_ps=None, status="no-diffusive-regime", reason=why, **common)

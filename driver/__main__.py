@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
             continue
         li, defect = r.estimates.get("li"), r.estimates.get("defect")
         window = f"window {r.window_ps[0]:.3g}-{r.window_ps[1]:.3g} ps" if r.window_ps else "no window"
-        print(f"{r.series} {r.temperature_k:g} K: all Li {format_d(li)}; defect {format_d(defect)}; "
+        print(f"{r.series} {r.temperature_k:g} K: all {analysis.mobile} {format_d(li)}; defect {format_d(defect)}; "
               f"{r.events if r.events is not None else '?'} events, {window}, {len(r.run_dirs)} replica(s)"
               + (f"  [{r.status}: {'; '.join(r.flags)}]" if r.flags else ""))
     q_study, q_dir = shlex.quote(str(args.study)), shlex.quote(str(study_dir))

@@ -260,7 +260,7 @@ def run_sweep(sweep: Sweep, root: Path, progress: bool = True, jobs: int | None 
     for p in analysis.pending:
         log.warning("not finished, left out: %s", p)
     rows = table_rows(models, results, analysis.selection)
-    write_outputs(rows, out, sweep)
+    write_outputs(rows, out, sweep, analysis.mobile)
     log.info("sweep %r: %d model(s), %d (potential, T) results\n  %s\n  %s\n  %s", sweep.name, len(models),
              len(results), out / "sweep.csv", out / "sweep-summary.csv", out / "sweep.png")
     for f in failed:
@@ -326,16 +326,16 @@ def _csv(rows: list[dict], keys) -> str:
     return buf.getvalue()
 
 
-def write_outputs(rows: list[dict], out: Path, sweep: Sweep) -> None:
+def write_outputs(rows: list[dict], out: Path, sweep: Sweep, mobile: str) -> None:
     summary = summarise(rows)
     atomic_write_text(out / "sweep.csv", _csv(rows, ROW_KEYS))
     atomic_write_text(out / "sweep-summary.csv", _csv(summary, summary[0].keys() if summary else ["group"]))
     atomic_write_text(out / "sweep.json", json.dumps({"sweep": to_dict(sweep), "models": rows,
                                                       "summary": summary}, indent=1, default=str) + "\n")
-    plot(summary, rows, out / "sweep.png", sweep.name)
+    plot(summary, rows, out / "sweep.png", sweep.name, mobile)
 
 
-def plot(summary: list[dict], rows: list[dict], path: Path, title: str) -> Path:
+def plot(summary: list[dict], rows: list[dict], path: Path, title: str, mobile: str) -> Path:
     plt = plotting.pyplot()
 
     temps = sorted({r["temperature_k"] for r in summary})
@@ -356,7 +356,7 @@ def plot(summary: list[dict], rows: list[dict], path: Path, title: str) -> Path:
     ax.set_xticks(x)
     ax.set_xticklabels(groups, rotation=30, ha="right")
     ax.set_ylabel("D (cm²/s)")
-    ax.set_title(f"{title}: Li tracer diffusivity; bars ± error, dots: training replicas", fontsize=10)
+    ax.set_title(f"{title}: {mobile} tracer diffusivity; bars ± error, dots: training replicas", fontsize=10)
     ax.legend()
     fig.tight_layout()
     return plotting.save(fig, path, dpi=120)

@@ -41,6 +41,10 @@ class SystemSpec:
     other species is the host, whose centre-of-mass drift is removed. ``interstitial_site``: where an interstitial
     (defect interstitial or frenkel) is put, fractional coordinates of the repeated cell (placed in the copy nearest
     the supercell's centre); without it, at the largest void nearest the centre (:mod:`inputs.voids`).
+    ``vacancy_index`` / ``defect_seed`` (defect vacancy or frenkel; one or neither): which lattice site of the mobile
+    species is left vacant, by its 0-based index among the mobile species' sites of the supercell (the order of the
+    run's structure record, ``sites.li``) or drawn with this seed; without either, the site nearest the cell's
+    centre (:func:`inputs.defects.add_defect`).
     ``volume = "npt"``: each run first finds its own cell at ``md.pressure_bar`` (the
     lattice constant is only where it starts); ``"fixed"``: every run is NVT at ``lattice_constant_angstrom``.
     ``charge_compensation`` applies to rigid-ion (classical) potentials: ``background`` leaves a charged defect
@@ -56,6 +60,8 @@ class SystemSpec:
     cell: CellKind = "conventional"
     defect: DefectKind = "interstitial"
     interstitial_site: tuple[float, float, float] | None = None
+    vacancy_index: int | None = None
+    defect_seed: int | None = None
     volume: Volume = "npt"
     charge_compensation: ChargeCompensation = "background"
     fixed_beside_angstrom: float | None = None
@@ -193,7 +199,9 @@ class Study:
             if unknown:
                 raise InputError(f"study {self.name!r} has no potential {unknown}; it has {list(self.potentials)}")
             kw["potentials"] = tuple(potentials)
-        return Study(**kw)
+        out = Study(**kw)
+        _validate_precision(out)  # e.g. a σ(Ea) target on one temperature (driver run --temperature)
+        return out
 
 
 def _fail(study: Study | str, field_name: str, msg: str) -> InputError:
@@ -384,6 +392,16 @@ def _validate_system(s: Study, sy: SystemSpec) -> None:
     if sy.interstitial_site is not None and sy.defect not in ("interstitial", "frenkel"):
         raise _fail(s, "system.interstitial_site", f"places an added atom (defect interstitial or frenkel); "
                     f"system.defect is {sy.defect!r}")
+    for name, value in (("vacancy_index", sy.vacancy_index), ("defect_seed", sy.defect_seed)):
+        if value is not None and sy.defect not in ("vacancy", "frenkel"):
+            raise _fail(s, f"system.{name}", f"chooses the vacant site (defect vacancy or frenkel); system.defect is "
+                        f"{sy.defect!r}")
+    if sy.vacancy_index is not None and sy.defect_seed is not None:
+        raise _fail(s, "system.vacancy_index", "choose the vacant site by vacancy_index or by defect_seed, not both")
+    if sy.vacancy_index is not None and sy.vacancy_index < 0:
+        raise _fail(s, "system.vacancy_index", f"a 0-based site index is 0 or more, got {sy.vacancy_index}")
+    if sy.defect_seed is not None and sy.defect_seed < 0:
+        raise _fail(s, "system.defect_seed", f"a seed is 0 or more, got {sy.defect_seed}")
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ A study's ``[system]`` table (:class:`inputs.study.SystemSpec`) chooses the crys
     mobile = "Li"              # the species whose D is measured and whose sites are tracked
     defect = "interstitial"    # none | interstitial | vacancy | frenkel (of the mobile species)
     interstitial_site = [0.25, 0.25, 0.25]   # optional, fractional; without it the largest void is used
+    vacancy_index = 5          # optional (vacancy | frenkel): the 0-based index of the vacant mobile-species site
+    defect_seed = 7            # optional, instead: the vacant site drawn with this seed (default: nearest the centre)
 
 A structure file is any periodic file ASE reads (CIF, POSCAR, extxyz, LAMMPS data), its path relative to the study
 file; its own cell is repeated ``supercell`` times (orthogonal or triclinic), and with ``volume = "npt"`` each run
@@ -103,12 +105,15 @@ def build_structure(study: "Study") -> Structure:
         perfect = perfect_crystal(study)
         if sy.interstitial_site is not None:
             check_site_is_empty(perfect, sy.interstitial_site)
-        return add_defect(perfect, sy.defect, interstitial_site=sy.interstitial_site)
+        return add_defect(perfect, sy.defect, vacancy=sy.vacancy_index, seed=sy.defect_seed,
+                          interstitial_site=sy.interstitial_site)
     except InputError as e:  # name the study file and the fields that made the structure
         a = "" if sy.lattice_constant_angstrom is None else \
             f"lattice_constant_angstrom = {sy.lattice_constant_angstrom}, "
+        chosen = "".join(f", {k} = {v}" for k, v in (("vacancy_index", sy.vacancy_index),
+                                                      ("defect_seed", sy.defect_seed)) if v is not None)
         raise InputError(f"{study.source}: system (structure = {sy.structure!r}, {a}supercell = "
-                         f"{list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}): {e}") from None
+                         f"{list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}{chosen}): {e}") from None
 
 
 def check_site_is_empty(perfect: Structure, site) -> None:

@@ -104,18 +104,23 @@ def test_only_core_rundir_spells_the_run_directory():
     assert not found, "run-directory file names outside core/rundir.py:\n" + "\n".join(found)
 
 
-#: the chemistry is named once: element names of the built-in crystals appear as string literals only in the data of
-#: inputs/structure.py (module-level assignments: LIF_TYPE_ORDER, BUILTINS, ...); everything else reads the species
+#: the chemistry is named once: element names of the built-in crystals appear in string literals only in the data
+#: of inputs/structure.py (module-level assignments: LIF_TYPE_ORDER, BUILTINS, ...); everything else reads the species
 #: from a structure, its record or the study (catalog.toml, tests and docs may name elements freely)
 ELEMENTS = ("Li", "F", "O")
 CHEMISTRY_OWNER = ROOT / "inputs" / "structure.py"
-TEMPLATE_ELEMENT = re.compile(r"(?<![\w.%{])(Li|F|O)(?![\w}])")
+#: an element name as a whole word (not inside another word, a dotted name, a %-format, a {{ placeholder }} or a
+#: norm: |F| is a force)
+ELEMENT_WORD = re.compile(r"(?<![\w.%{|])(Li|F|O)(?![\w}|])")
+#: text after this in a string is an example for the reader (``e.g. ["Li", "F"]`` in a message): it assumes nothing
+EXAMPLE = "e.g."
 
 
 def element_literals(source: str, data_only: bool = False) -> list[tuple[int, str]]:
-    """(line, literal) of every string constant that is an element name of :data:`ELEMENTS` in Python ``source``
-    (docstrings left out: a name in prose assumes nothing); ``data_only``: constants inside module-level
-    assignments are allowed."""
+    """(line, name) of every element name of :data:`ELEMENTS` written as a whole word into a string constant of
+    Python ``source``: the whole string (``"Li"``) or a word of it (``"all Li (tracer)"``), the constant parts of
+    f-strings included (``f"{t} K: all Li {d}"``); docstrings left out (a name in prose assumes nothing), and the
+    text after :data:`EXAMPLE`; ``data_only``: constants inside module-level assignments are allowed."""
     tree = ast.parse(source)
     allowed: set[int] = set()
     if data_only:
@@ -125,14 +130,16 @@ def element_literals(source: str, data_only: bool = False) -> list[tuple[int, st
     docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                   if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
                   and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-    return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and n.value in ELEMENTS and id(n) not in allowed | docstrings]
+    return [(n.lineno, m.group(1)) for n in ast.walk(tree)  # ast.walk visits an f-string's constant parts too
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in allowed | docstrings
+            for m in ELEMENT_WORD.finditer(n.value.split(EXAMPLE)[0])]
 
 
-def template_elements(text: str) -> list[tuple[int, str]]:
-    """(line, word) of element names of :data:`ELEMENTS` written into a template's LAMMPS lines (comments aside)."""
+def template_elements(text: str, comments: bool = False) -> list[tuple[int, str]]:
+    """(line, word) of element names of :data:`ELEMENTS` written into a template's lines: a deck's LAMMPS lines
+    (its ``#`` comments aside), or every line of the report's text (``comments``: HTML has none of LAMMPS's)."""
     return [(k, m.group(1)) for k, line in enumerate(text.splitlines(), start=1)
-            if not line.lstrip().startswith("#") for m in TEMPLATE_ELEMENT.finditer(line)]
+            if comments or not line.lstrip().startswith("#") for m in ELEMENT_WORD.finditer(line)]
 
 
 def test_the_chemistry_is_named_once():
@@ -140,10 +147,8 @@ def test_the_chemistry_is_named_once():
     for path in [p for _, p in modules()] + sorted((ROOT / "tools").rglob("*.py")):
         for line, s in element_literals(path.read_text(), data_only=path == CHEMISTRY_OWNER):
             found.append(f"{path.relative_to(ROOT)}:{line}: {s!r}")
-    for path in sorted((ROOT / "templates").glob("*.j2")):
-        if path.name.endswith(".html.j2"):  # the report: prose, whose species come from the analysis
-            continue
-        for line, s in template_elements(path.read_text()):
+    for path in sorted((ROOT / "templates").glob("*.j2")):  # the report's prose too: its species are passed in
+        for line, s in template_elements(path.read_text(), comments=path.name.endswith(".html.j2")):
             found.append(f"{path.relative_to(ROOT)}:{line}: {s!r}")
     assert not found, ("element names outside the built-in crystals' data (inputs/structure.py): read them from "
                        "the structure or its record:\n" + "\n".join(found))
@@ -158,3 +163,10 @@ def test_the_chemistry_check_finds_an_element_name():
     assert element_literals('def f():\n    return ("Li", "F")\n', data_only=True) == [(2, "Li"), (2, "F")]
     assert template_elements("group           Li type 1\ncompute         fcom F com\n") == [(1, "Li"), (2, "F")]
     assert template_elements("# Li positions\ngroup mobile type {{ mobile_type }}\nformat float %.8f\n") == []
+    # words of prose, in plain strings, f-strings' constant parts and the report's HTML, but not in examples
+    assert element_literals('LABELS = {"li": "all Li (tracer)"}\n') == [(1, "Li")]
+    assert element_literals('def f(t):\n    print(f"{t:g} K: all Li {t}; the all-Li D")\n') == [(2, "Li"), (2, "Li")]
+    assert element_literals('def f(t):\n    return f"{t:.3F} %F {t.Li} LiF F2 {{O}} max |F|"\n') == []
+    assert element_literals('def f(x):\n    raise ValueError(f"got {x}, e.g. [\\"Li\\", \\"F\\"]")\n') == []
+    assert template_elements("<th>N<sub>Li</sub>·D</th>\n# F ions\n", comments=True) == [(1, "Li"), (2, "F")]
+    assert template_elements("<th>N<sub>{{ mobile }}</sub>·D</th>\n", comments=True) == []

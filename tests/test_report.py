@@ -99,6 +99,32 @@ def test_report_compares_cell_sizes(tmp_path):
 
 
 @pytest.mark.integration
+def test_the_report_names_the_mobile_species_of_the_runs(tmp_path):
+    """The report's labels name the mobile species of the runs' structure records, not Li: the same migration
+    relabelled as Na in NaCl is reported as Na (its tables, the D observable, N_Na, the defect's excess Na)."""
+    for t in (600.0, 700.0):
+        x = interstitialcy(800, 0.5, 0.2, seed=int(t))
+        nacl = x.structure | {"type_order": ["Na", "Cl"], "mobile": "Na", "material": "NaCl"}
+        write_fake_run(tmp_path, "my-model", t, 1, x.positions, 0.5, structure=nacl, cell=x.cell)
+    index = build_report(tmp_path)
+    doc = json.loads((index.parent / "report.json").read_text())
+    assert doc["mobile"] == "Na" and doc["material"] == "Na in NaCl (interstitial)"
+    text = index.read_text()
+    for words in ("D all Na (cm²/s)", "N<sub>Na</sub>·D per defect", "collective D<sub>σ</sub> per Na",
+                  "the excess Na occupancy", "the all-Na tracer D", "all Na (tracer)"):
+        assert words in text, words
+    assert not re.search(r"all Li|all-Li|<sub>Li</sub>|excess Li|per Li", text)
+
+
+def test_observable_labels_name_the_mobile_species():
+    from analysis.result import observable_label
+
+    assert observable_label("li", "Li") == "all Li (tracer)"  # LiF's label as before
+    assert observable_label("li", "Na") == "all Na (tracer)"
+    assert observable_label("defect", "Na") == "the defect" and observable_label("collective", "Na") == "collective"
+    assert observable_label("li") == "all mobile atoms (tracer)"  # a table read back without its runs
+
+
 def test_report_of_a_small_real_study_opens_in_chromium(tmp_path):
     from analysis.cli import report as main
     from driver.lammps import find_lammps

@@ -175,6 +175,59 @@ def test_system_keys_are_checked(changes, field, match):
         make_study(**changes)
 
 
+@pytest.mark.parametrize("changes, field, match", [
+    ({"system.defect": "interstitial", "system.vacancy_index": 3}, "system.vacancy_index", "defect vacancy or frenkel"),
+    ({"system.defect": "none", "system.defect_seed": 3}, "system.defect_seed", "defect vacancy or frenkel"),
+    ({"system.defect": "vacancy", "system.vacancy_index": 3, "system.defect_seed": 1}, "system.vacancy_index",
+     "not both"),
+    ({"system.defect": "vacancy", "system.vacancy_index": -1}, "system.vacancy_index", "0 or more, got -1"),
+    ({"system.defect": "frenkel", "system.defect_seed": -2}, "system.defect_seed", "0 or more, got -2"),
+    ({"system.defect": "vacancy", "system.vacancy_index": 1.5}, "system.vacancy_index", "expected an integer"),
+])
+def test_the_vacant_site_keys_are_checked(changes, field, match):
+    with pytest.raises(InputError, match=f"test.toml: {field}: .*{match}"):
+        make_study(**changes)
+
+
+def test_a_vacancy_index_beyond_the_sites_is_one_clear_error():
+    study = make_study(**{"system.defect": "vacancy", "system.vacancy_index": 108})  # 3x3x3 LiF: sites 0 to 107
+    with pytest.raises(InputError, match=r"test.toml: system \(.*defect = 'vacancy', vacancy_index = 108\): vacancy "
+                                         r"site 108 is not one of the 108 Li sites \(0 to 107\)"):
+        build_structure(study)
+
+
+def _vacant_site(built) -> np.ndarray:
+    """The perfect crystal's mobile-species site no atom of ``built`` is on (fractional)."""
+    record = structure_of(built.describe())
+    mobile = built.positions[np.array(built.species) == record.mobile] @ np.linalg.inv(built.cell)
+    d = record.li_sites[:, None, :] - mobile[None, :, :]
+    r = np.linalg.norm((d - np.round(d)) @ built.cell, axis=2).min(axis=1)
+    empty = np.flatnonzero(r > 0.5)
+    assert len(empty) == 1
+    return record.li_sites[empty[0]]
+
+
+@pytest.mark.parametrize("defect", ["vacancy", "frenkel"])
+def test_the_vacancy_is_placed_by_index_or_seed(defect):
+    """The vacant site is the one asked for: the given index among the mobile species' sites (the structure
+    record's ``sites.li``), or the one a seed draws (the same for the same seed); the default stays the site nearest
+    the centre, as before these keys existed."""
+    default = build_structure(li2o_study(**{"system.defect": defect}))
+    sites = structure_of(default.describe()).li_sites
+    centre = np.linalg.norm((sites - 0.5) @ default.cell, axis=1)
+    np.testing.assert_allclose(_vacant_site(default), sites[int(np.argmin(centre))])
+    for k in (0, 17, len(sites) - 1):
+        built = build_structure(li2o_study(**{"system.defect": defect, "system.vacancy_index": k}))
+        np.testing.assert_allclose(_vacant_site(built), sites[k])
+        assert built.defect.vacancy_site == pytest.approx(tuple(sites[k]))
+        assert built.count("Li") == 511 + (defect == "frenkel")
+    seeded = [_vacant_site(build_structure(li2o_study(**{"system.defect": defect, "system.defect_seed": seed})))
+              for seed in (1, 1, 2)]
+    np.testing.assert_allclose(seeded[0], seeded[1])
+    np.testing.assert_allclose(seeded[0], sites[int(np.random.default_rng(1).integers(len(sites)))])
+    assert not np.allclose(seeded[0], seeded[2])
+
+
 def test_a_missing_structure_file_is_named(tmp_path):
     study = study_from_dict(study_dict(**{"system.structure": "nosuch.cif", "system.lattice_constant_angstrom": None}),
                             str(tmp_path / "s.toml"))

@@ -206,11 +206,18 @@ def scanned(family_name: str) -> bool:
 
 
 def host_of(summary) -> Structure:
-    """The perfect host crystal (no defect) of a run, built from its study as the run's own structure was."""
+    """The perfect host crystal (no defect) of a run, built from its study as the run's own structure was; a
+    structure file changed since the run (its recorded SHA-256) is refused: it would test another crystal."""
     from inputs.study import study_of
     from inputs.system import perfect_crystal
 
-    return perfect_crystal(study_of(summary.config, summary.study_source))
+    host = perfect_crystal(study_of(summary.config, summary.study_source))
+    recorded = (summary.structure or {}).get("source")
+    if recorded and host.source is not None and host.source[1] != recorded.get("sha256"):
+        raise InputError(f"{host.source[0]} changed since the run {summary.potential} {summary.temperature_k:g} K "
+                         "was made (its SHA-256 differs from the run's record): the host test would test another "
+                         "crystal; restore the file or render the study again")
+    return host
 
 
 def scan_after_run(study_dir: str | Path) -> StabilityScan | None:

@@ -184,3 +184,21 @@ def test_a_run_of_ml_potentials_alone_makes_no_host_test(tmp_path):
 
     write_fake_run(tmp_path, "mace-mpa-0", 600.0, 1, np.zeros((21, 4, 3)), 0.01, cell=np.diag([12.3] * 3))
     assert scan_after_run(tmp_path) is None and read_stability(tmp_path) is None
+
+
+def test_the_host_of_a_run_is_its_own_crystal_or_refused(tmp_path, monkeypatch):
+    """A structure file changed after the runs would give another crystal to test: refused, naming the file."""
+    from core.rundir import RunDir
+    from driver.render import render_study
+    from driver.stability import host_of
+    from tests.test_system import licl_study
+
+    study = licl_study(tmp_path, monkeypatch)
+    (path, *_) = render_study(study, tmp_path / "runs")
+    summary = RunDir(path).read()
+    host = host_of(summary)
+    assert host.defect.kind == "none" and host.source[1] == summary.structure["source"]["sha256"]
+    cif = tmp_path / "licl.cif"
+    cif.write_text(cif.read_text() + "\n")  # another file now, the same crystal or not
+    with pytest.raises(InputError, match=r"licl.cif changed since the run"):
+        host_of(summary)

@@ -30,14 +30,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from core.errors import PotentialError
 from core.rundir import Requirements
 from inputs.study import Precision
 
-if TYPE_CHECKING:
-    from potentials.catalog import PotentialEntry
+@dataclass(frozen=True)
+class PotentialEntry:
+    """A catalog entry (read by :mod:`potentials.catalog`; here beside the other types a family works with). ``problem`` says what is wrong with an entry that cannot be used (a malformed table, a
+    value of the wrong type): it is refused with that message where it is used, while the other entries of the
+    same catalog stay usable."""
+
+    name: str
+    family: str
+    description: str
+    source: str
+    elements: tuple[str, ...]
+    params: dict[str, Any]
+    catalog: str
+    problem: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The entry as the run summary keeps it (provenance)."""
+        return {"name": self.name, "family": self.family, "description": self.description, "source": self.source,
+                "catalog": self.catalog, "elements": list(self.elements), "params": self.params}
+
 
 Accelerator = Literal["cpu", "cuda", "kokkos"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)

@@ -12,7 +12,6 @@ import importlib
 import os
 import re
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +20,7 @@ from core.config import convert
 from core.errors import InputError, ModelMissingError, PotentialError
 from core.files import cache_dir
 from core.names import RULE, name_problem
-from potentials.base import FAMILY_MEMBERS, Compute, Family, PairBlock
+from potentials.base import FAMILY_MEMBERS, Compute, Family, PairBlock, PotentialEntry
 
 #: family -> module implementing it (see potentials.base). Add a family by adding a line here.
 FAMILIES: dict[str, str] = {
@@ -35,27 +34,6 @@ FAMILIES: dict[str, str] = {
 #: catalog keys every entry may have (``family`` required; ``elements`` too where the family's model does not name its
 #: own: potentials.base); each family adds its own ``PARAMS``
 COMMON_KEYS = frozenset({"family", "description", "source", "elements", "paper_ea_ev", "provenance"})
-
-
-@dataclass(frozen=True)
-class PotentialEntry:
-    """A catalog entry. ``problem`` says what is wrong with an entry that cannot be used (a malformed table, a
-    value of the wrong type): it is refused with that message where it is used, while the other entries of the
-    same catalog stay usable."""
-
-    name: str
-    family: str
-    description: str
-    source: str
-    elements: tuple[str, ...]
-    params: dict[str, Any]
-    catalog: str
-    problem: str | None = None
-
-    def record(self) -> dict[str, Any]:
-        """The entry as the run summary keeps it (provenance)."""
-        return {"name": self.name, "family": self.family, "description": self.description, "source": self.source,
-                "catalog": self.catalog, "elements": list(self.elements), "params": self.params}
 
 
 def trained_catalog_dir() -> Path:

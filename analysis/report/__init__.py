@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import math
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -368,9 +367,3 @@ def render_html(doc: dict, figs: list[tuple[Path, str]]) -> str:
                               "cell": _fmt(e["fixed_lattice_constant_angstrom"], ".4f"),
                               "difference": _pm(e["expansion_ev"], e["expansion_stderr_ev"], ".3f")}
                              for e in doc.get("expansion") or []])
-
-
-if __name__ == "__main__":
-    from analysis.cli import report
-
-    sys.exit(report())

@@ -37,7 +37,6 @@ error). ``--json`` prints a list of pairs, each with ``a``, ``b``, ``delta_ea_ev
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
@@ -296,9 +295,3 @@ def study_simulated_ps(analysis, observable: str, table: dict[str, list[Diffusiv
         if r.estimates.get(observable) is not None and round(r.temperature_k, 6) in fitted:
             out[r.series] = out.get(r.series, 0.0) + (r.simulated_ps or 0.0)
     return out
-
-
-if __name__ == "__main__":
-    from analysis.cli import compare
-
-    sys.exit(compare())

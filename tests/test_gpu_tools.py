@@ -270,9 +270,13 @@ def test_scripts_lint():
 @pytest.mark.integration
 def test_the_rehearsal_on_the_cpu_keeps_its_budget(tmp_path):
     """The device call's command, on this CPU with the LAMMPS `make lammps` built (reused by the build case):
-    a budget too small for every case; what ran is in the results, the rest is skipped, nothing runs past it."""
+    a budget too small for every case; what ran is in the results, the rest is skipped, nothing runs past it.
+    Every case of the quick plan takes about 130 s on these 2-core machines (127 s measured, the LAMMPS build reused);
+    75 s is about half of it, so some case is skipped unless a machine is twice as fast, and the first measurement
+    (estimate 30 s) still fits after the build and the environment (6 s measured). 150 s was too near the whole: a CI
+    machine a little faster than this one ran every case in it."""
     out = tmp_path / "out"
-    budget_s = 150
+    budget_s = 75
     t0 = time.monotonic()
     proc = subprocess.run(["bash", str(GPU_CHECK), str(out), "all", "--budget-s", str(budget_s), "--device", "cpu",
                            "--quick"], capture_output=True, text=True, timeout=budget_s + 120,
@@ -288,7 +292,7 @@ def test_the_rehearsal_on_the_cpu_keeps_its_budget(tmp_path):
     assert r["complete"] and r["budget"]["elapsed_s"] <= budget_s
     ran = [c for c in r["cases"] if c["kind"] == "measure" and c["status"] == "ok"]
     assert ran, r["cases"]
-    assert any(c["status"] in ("skipped", "cut-off") for c in r["cases"])  # 150 s is not enough for all of it
+    assert any(c["status"] in ("skipped", "cut-off") for c in r["cases"]), r["cases"]  # 75 s: not all of it
     for p in r["parity"]:  # those that ran: float64 to round-off, float32 really single precision
         if p["case"].endswith("(float64)"):
             assert p["max_abs_force_error_ev_a"] < 1e-10 < p["max_abs_force_ev_a"]

@@ -74,7 +74,7 @@ test: $(STAMP) lammps chromium slurm
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration and not needs_build"
 
 bench: $(STAMP)
 	$(PY) -m tests.bench

@@ -79,6 +79,7 @@ def test_the_example_study_is_the_licl_cif_with_the_example_potential_and_render
     assert "pair_coeff 2 2 0.1582 0.342 3.170 69.281 -139.19" in deck
 
 
+@pytest.mark.needs_build
 def test_the_licl_potential_binds_the_crystal_as_experiment_does(monkeypatch):
     """The static perfect crystal (216 ions, LAMMPS through driver.session): the energy minimum over a lies below
     experiment's room-temperature cell (thermal expansion is positive) and within 1.5 % of it, and the lattice energy

@@ -12,6 +12,7 @@ from inputs.defects import add_defect
 from inputs.structure import antifluorite_li2o, rocksalt_lif
 
 
+@pytest.mark.needs_build
 @pytest.mark.parametrize("cell", ["conventional", "primitive"])
 def test_the_calculator_matches_a_fresh_lammps_after_the_atoms_move(cell):
     """Each evaluation reuses one LAMMPS: its energy and forces must equal a fresh one's, also in a triclinic cell
@@ -30,6 +31,7 @@ def test_the_calculator_matches_a_fresh_lammps_after_the_atoms_move(cell):
         assert calc.evaluations == 3
 
 
+@pytest.mark.needs_build
 def test_the_calculator_refuses_another_cell():
     s = rocksalt_lif(4.03, 3)
     with LammpsCalculator("fumi-tosi", s.atoms(), s.type_order) as calc:
@@ -39,6 +41,7 @@ def test_the_calculator_refuses_another_cell():
             other.get_potential_energy()
 
 
+@pytest.mark.needs_build
 def test_end_points_that_are_one_state_are_refused():
     atoms = rocksalt_lif(4.03, 3).atoms()
     with pytest.raises(InputError, match="same state"):

@@ -52,6 +52,7 @@ def check_in_browser(index: Path, tmp_path: Path, n_images: int) -> None:
     assert colored > 0.01, colored
 
 
+@pytest.mark.needs_build
 def test_synthetic_study_report_recovers_ea_and_shows_the_paper_value(tmp_path):
     root = synthetic_study(tmp_path / "synthetic", ea_ev=0.3)
     index = build_report(root)
@@ -125,6 +126,7 @@ def test_observable_labels_name_the_mobile_species():
     assert observable_label("li") == "all mobile atoms (tracer)"  # a table read back without its runs
 
 
+@pytest.mark.needs_build
 def test_report_of_a_small_real_study_opens_in_chromium(tmp_path):
     from analysis.cli import report as main
     from driver.lammps import find_lammps

@@ -384,11 +384,14 @@ def _validate_system(s: Study, sy: SystemSpec) -> None:
         raise _fail(s, "system.lattice_constant_angstrom", f"{a:g} Å is above {MAX_LATTICE_CONSTANT_ANGSTROM:g} Å")
     if len(sy.supercell) != 3 or any(n < 1 for n in sy.supercell):
         raise _fail(s, "system.supercell", f"three positive integers expected, got {list(sy.supercell)}")
-    name = sy.structure if builtin is not None else DEFAULT_STRUCTURE  # a file's atoms are counted when read
-    if any(n > MAX_ATOMS for n in sy.supercell) or atoms_in(sy.cell, sy.supercell, name) > MAX_ATOMS:
+    if builtin is None:  # a file's atoms are counted when it is read (inputs.structure refuses more than MAX_ATOMS)
+        if any(n > MAX_ATOMS for n in sy.supercell):
+            raise _fail(s, "system.supercell", f"{list(sy.supercell)} repeats the file's cell more than {MAX_ATOMS} "
+                        "times along an axis (the most atoms this driver builds)")
+    elif any(n > MAX_ATOMS for n in sy.supercell) or atoms_in(sy.cell, sy.supercell, sy.structure) > MAX_ATOMS:
         raise _fail(s, "system.supercell", f"{list(sy.supercell)} of the {sy.cell} cell would hold "
-                    f"{atoms_in(sy.cell, tuple(min(n, MAX_ATOMS) for n in sy.supercell), name):.3g} atoms, more "
-                    f"than {MAX_ATOMS} (the most this driver builds)")
+                    f"{atoms_in(sy.cell, tuple(min(n, MAX_ATOMS) for n in sy.supercell), sy.structure):.3g} atoms, "
+                    f"more than {MAX_ATOMS} (the most this driver builds)")
     if sy.interstitial_site is not None and sy.defect not in ("interstitial", "frenkel"):
         raise _fail(s, "system.interstitial_site", f"places an added atom (defect interstitial or frenkel); "
                     f"system.defect is {sy.defect!r}")

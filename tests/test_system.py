@@ -228,6 +228,21 @@ def test_the_vacancy_is_placed_by_index_or_seed(defect):
     assert not np.allclose(seeded[0], seeded[2])
 
 
+def test_a_files_supercell_is_not_counted_as_lif():
+    """A structure file's atoms are counted when it is read (its own atoms per cell); the study checks only that no
+    axis is repeated more often than the driver builds atoms. 60x60x60 of LiF's 8-atom cell would be 1.7 M atoms."""
+    from inputs.structure import MAX_ATOMS
+
+    study = make_study(**{"system.structure": "x.cif", "system.lattice_constant_angstrom": None,
+                          "system.supercell": [60, 60, 60]})
+    assert study.system.supercell == (60, 60, 60)
+    with pytest.raises(InputError, match="test.toml: system.supercell: .*more than"):
+        make_study(**{"system.structure": "x.cif", "system.lattice_constant_angstrom": None,
+                      "system.supercell": [MAX_ATOMS + 1, 1, 1]})
+    with pytest.raises(InputError, match="test.toml: system.supercell: .*1.73e\\+06 atoms"):
+        make_study(**{"system.supercell": [60, 60, 60]})  # the built-in LiF is counted here
+
+
 def test_a_missing_structure_file_is_named(tmp_path):
     study = study_from_dict(study_dict(**{"system.structure": "nosuch.cif", "system.lattice_constant_angstrom": None}),
                             str(tmp_path / "s.toml"))

@@ -199,9 +199,7 @@ class Study:
             if unknown:
                 raise InputError(f"study {self.name!r} has no potential {unknown}; it has {list(self.potentials)}")
             kw["potentials"] = tuple(potentials)
-        out = Study(**kw)
-        _validate_precision(out)  # e.g. a σ(Ea) target on one temperature (driver run --temperature)
-        return out
+        return Study(**kw)  # validated again, e.g. a σ(Ea) target on one temperature (driver run --temperature)
 
 
 def _fail(study: Study | str, field_name: str, msg: str) -> InputError:

@@ -270,47 +270,11 @@ def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, i
 def with_defect(structure: Structure, kind: str) -> Structure:
     """Add one point defect of the mobile species near the cell centre: an ``interstitial`` (at the interstitial site
     nearest the centre), a ``vacancy`` or a ``frenkel`` pair (the vacancy near the centre, the interstitial at the
-    interstitial site farthest from it, so they do not recombine at once)."""
-    if kind not in DEFECT_KINDS:
-        raise InputError(f"unknown defect {kind!r}; choose one of {', '.join(DEFECT_KINDS)}")
-    if kind == "none":
-        return structure
-    positions, species = structure.positions, list(structure.species)
-    centre = np.full(3, 0.5)
-    if kind == "interstitial":
-        site = structure.interstitial_sites[_nearest(structure, structure.interstitial_sites, centre)]
-        positions = np.vstack([positions, site @ structure.cell])
-        species.append(structure.mobile)
-        defect = Defect("interstitial", atom_ids=(len(species),))
-    else:
-        k = _nearest(structure, structure.li_sites, centre)
-        vacancy = structure.li_sites[k]
-        li_idx = [i for i, s in enumerate(species) if s == structure.mobile]
-        frac = positions @ np.linalg.inv(structure.cell)
-        atom = li_idx[int(np.argmin([_dist2(structure, frac[i] - vacancy) for i in li_idx]))]
-        positions = np.delete(positions, atom, axis=0)
-        del species[atom]
-        defect = Defect("vacancy", vacancy_site=tuple(float(x) for x in vacancy))  # type: ignore[arg-type]
-        if kind == "frenkel":
-            d2 = [_dist2(structure, s - vacancy) for s in structure.interstitial_sites]
-            site = structure.interstitial_sites[int(np.argmax(d2))]
-            positions = np.vstack([positions, site @ structure.cell])
-            species.append(structure.mobile)
-            defect = Defect("frenkel", atom_ids=(len(species),), vacancy_site=defect.vacancy_site)
-    out = replace(structure, positions=positions, species=tuple(species), defect=defect)
-    check_separation(out)
-    return out
+    interstitial site farthest from it, so they do not recombine at once): :func:`inputs.defects.add_defect`'s
+    defaults."""
+    from inputs.defects import add_defect  # defects builds on this module
 
-
-def _dist2(structure: Structure, dfrac: np.ndarray) -> float:
-    d = (dfrac - np.round(dfrac)) @ structure.cell
-    return float(d @ d)
-
-
-def _nearest(structure: Structure, sites: np.ndarray, point: np.ndarray) -> int:
-    d = sites - point
-    d = (d - np.round(d)) @ structure.cell
-    return int(np.argmin(np.einsum("ij,ij->i", d, d)))
+    return add_defect(structure, kind)
 
 
 def check_separation(structure: Structure, min_angstrom: float = MIN_SEPARATION_ANGSTROM,

@@ -1,6 +1,6 @@
 """Point defects of the mobile species in any crystal (inputs/defects.py): a Li vacancy in Li2O chosen by index or
-seed, an interstitial at a given site or the largest void, Frenkel pairs; on rock-salt LiF it reproduces
-inputs.structure.with_defect exactly."""
+seed, an interstitial at a given site or the largest void, Frenkel pairs; on rock-salt LiF its defaults
+(inputs.structure.with_defect's) put the defect near the centre."""
 
 import numpy as np
 import pytest
@@ -17,12 +17,38 @@ def min_distance(s, frac_point) -> np.ndarray:
     return np.linalg.norm((d - np.round(d)) @ s.cell, axis=1)
 
 
+def _min_image_sq(s, d_frac: np.ndarray) -> np.ndarray:
+    d = (d_frac - np.round(d_frac)) @ s.cell
+    return np.einsum("ij,ij->i", d, d)
+
+
 @pytest.mark.parametrize("kind", ["interstitial", "vacancy", "frenkel"])
-def test_rock_salt_reproduces_with_defect(kind):
+def test_rock_salt_defaults_near_the_centre(kind):
+    """The defaults (also inputs.structure.with_defect's): the interstitial at the site nearest the cell centre, the
+    vacancy at the Li site nearest it (its Li removed), a Frenkel interstitial at the site farthest from the vacancy;
+    every other atom kept in order."""
     perfect = rocksalt_lif(4.01, 3)
-    a, b = add_defect(perfect, kind), with_defect(perfect, kind)
-    assert a.species == b.species and a.defect == b.defect
-    np.testing.assert_array_equal(a.positions, b.positions)
+    out = add_defect(perfect, kind)
+    assert with_defect(perfect, kind).defect == out.defect
+    sites, lattice = perfect.interstitial_sites, perfect.li_sites
+    kept = list(range(len(perfect.species)))
+    vacancy = None
+    if kind != "interstitial":
+        vacancy = lattice[np.argmin(_min_image_sq(perfect, lattice - 0.5))]
+        np.testing.assert_allclose(out.defect.vacancy_site, vacancy)
+        li = [i for i, x in enumerate(perfect.species) if x == "Li"]
+        frac = perfect.positions[li] @ np.linalg.inv(perfect.cell)
+        kept.remove(li[int(np.argmin(_min_image_sq(perfect, frac - vacancy)))])
+    n = len(kept)
+    assert out.species[:n] == tuple(perfect.species[i] for i in kept)
+    np.testing.assert_array_equal(out.positions[:n], perfect.positions[kept])
+    if kind == "vacancy":
+        assert len(out.species) == n and out.defect.atom_ids == ()
+        return
+    target = sites[np.argmin(_min_image_sq(perfect, sites - 0.5))] if vacancy is None else \
+        sites[np.argmax(_min_image_sq(perfect, sites - vacancy))]
+    assert out.species[n:] == ("Li",) and out.defect.atom_ids == (n + 1,)
+    np.testing.assert_allclose(out.positions[n], target @ perfect.cell, atol=1e-12)
 
 
 def test_li2o_vacancy_by_index_and_by_seed():

@@ -91,7 +91,17 @@ class StabilityScan:
 
 
 def write_stability(scan: StabilityScan, study_dir: str | Path) -> Path:
-    return atomic_write_text(Path(study_dir) / STABILITY, json_dumps(to_dict(scan), indent=1) + "\n")
+    """Write the scan, or leave the file untouched where it already says the same: the study's stored analysis is
+    keyed by this file's size and modification time (analysis.study.study_key), and a rescan after every `driver
+    run` or precision round that finds the same verdicts must not invalidate it."""
+    path = Path(study_dir) / STABILITY
+    text = json_dumps(to_dict(scan), indent=1) + "\n"
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return path
+    except (OSError, UnicodeDecodeError):
+        pass  # absent or unreadable: written below
+    return atomic_write_text(path, text)
 
 
 def read_stability(study_dir: str | Path) -> StabilityScan | None:

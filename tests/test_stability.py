@@ -7,6 +7,7 @@ negative exactly where the crystal is a saddle, not a minimum; the relaxation te
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -97,6 +98,11 @@ def test_the_stability_file_round_trips_and_flags_only_unstable_hosts(tmp_path):
     assert back.point("fumi-tosi", 500.0).flag is None and back.point("mace-mpa-0", 600.0).flag is None
     assert back.point("fumi-tosi", 700.0) is None
     json.loads((tmp_path / STABILITY).read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    os.utime(tmp_path / STABILITY, ns=(10**18, 10**18))  # the same scan again: untouched (the study's analysis
+    write_stability(scan, tmp_path)                      # is keyed by its size and modification time)
+    assert (tmp_path / STABILITY).stat().st_mtime_ns == 10**18
+    write_stability(StabilityScan(scan.points[:2]), tmp_path)  # another: written
+    assert (tmp_path / STABILITY).stat().st_mtime_ns != 10**18 and len(read_stability(tmp_path).points) == 2
 
 
 def test_a_damaged_or_foreign_stability_file_is_refused_with_what_to_run(tmp_path):
@@ -171,7 +177,9 @@ def test_a_study_scan_flags_the_unstable_temperature_and_skips_ml_potentials(tmp
     out = capsys.readouterr().out
     assert "fumi-tosi @ 4.0100 Å 600 K: NOT STABLE" in out and "1 of 3 state point(s) flagged" in out
     scan = read_stability(tmp_path)
+    written = (tmp_path / STABILITY).stat().st_mtime_ns
     assert scan_study(tmp_path) == scan  # the same seed, the same verdicts
+    assert (tmp_path / STABILITY).stat().st_mtime_ns == written  # and the file untouched (keys the study's result)
     by_t = {(p.potential, p.temperature_k): p for p in scan.points}
     assert by_t["fumi-tosi", 500.0].result.stable and by_t["fumi-tosi", 500.0].flag is None
     assert not by_t["fumi-tosi", 600.0].result.stable and by_t["fumi-tosi", 600.0].flag.startswith(HOST_UNSTABLE)

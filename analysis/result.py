@@ -34,7 +34,6 @@ from core.estimate import Estimate, ratio
 from core.files import atomic_write_text, json_dumps
 from core.rundir import RunDir, RunSummary
 from inputs.structure import BUILTINS
-from inputs.structure import material_of as material_of_record
 from inputs.structure import structure_of
 
 log = logging.getLogger(__name__)
@@ -85,9 +84,9 @@ PAPER_SYSTEM = Material(BUILTINS["LiF"].name, BUILTINS["LiF"].mobile, "interstit
 
 def material_of(record: dict) -> Material:
     """The :class:`Material` of a run's structure record (``structure.json``): the perfect crystal's reduced
-    formula (:func:`inputs.structure.material_of`), its mobile species and its defect."""
+    formula (:attr:`inputs.structure.StructureRecord.material`), its mobile species and its defect."""
     st = structure_of(record)
-    return Material(material_of_record(st), st.mobile, st.defect_kind)
+    return Material(st.material, st.mobile, st.defect_kind)
 
 
 @dataclass(frozen=True)
@@ -255,10 +254,15 @@ class StudyAnalysis:
         summaries = {str(r): s for r, s in self.runs}
         return {d: run_analysis(d, summaries.get(d)) for st in self.results for d in st.run_dirs}
 
-    @property
+    @cached_property
     def materials(self) -> list[Material]:
         """The materials of the study's runs (one, unless runs of different systems share the directory)."""
         return list(dict.fromkeys(material_of(s.structure) for _, s in self.runs))
+
+    @cached_property
+    def series_of_run(self) -> dict[str, str]:
+        """Run directory -> the Arrhenius series of its state."""
+        return {d: r.series for r in self.results for d in r.run_dirs}
 
     @property
     def mobile(self) -> str:

@@ -212,7 +212,11 @@ class RunSummary:
     @property
     def production_ps(self) -> float:
         """The production length (ps) the run has, or is being extended to (``stages.production_end``)."""
-        return (self.stages.production_end - self.stages.equilibration_end) * self.timestep_fs / 1000.0
+        return self.production_ps_to(self.stages.production_end)
+
+    def production_ps_to(self, end_step: int) -> float:
+        """The production length (ps) of this run were it to end at step ``end_step``."""
+        return (end_step - self.stages.equilibration_end) * self.timestep_fs / 1000.0
 
 
 def now() -> str:
@@ -305,7 +309,8 @@ class RunDir:
 
     @property
     def fcom(self) -> Path:
-        """The host sublattice's centre of mass (the F ions of LiF) (unwrapped, Å) at every production frame: ``step x y z`` rows."""
+        """The host sublattice's centre of mass (the F ions of LiF) (unwrapped, Å) at every production frame:
+        ``step x y z`` rows."""
         return self.path / f"{FCOM_PREFIX}.txt"
 
     def config_dumps(self) -> list[Path]:

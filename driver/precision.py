@@ -217,13 +217,12 @@ def decide_runs(study: Study, analysis: StudyAnalysis, runs: list[tuple[RunDir, 
     """:func:`decide` on the study's runs (a state's length: its longest replica's): the decision, run directory
     -> new production end (step) for the runs that grow, and run directory -> the length (ps) the planner
     proposed for its state."""
-    dt_ps = study.md.timestep_fs / 1000.0
-    series_of_run = {d: r.series for r in analysis.results for d in r.run_dirs}
+    series_of_run = analysis.series_of_run
     current: dict[str, dict[float, float]] = {}
     for run, s in runs:
         of, t = current.setdefault(series_of_run[str(run)], {}), float(s.temperature_k)
-        of[t] = max(of.get(t, 0.0), (s.stages.production_end - s.stages.equilibration_end) * dt_ps)
-    done = decide(checks, current, study.precision, chunk_steps(study) * dt_ps, rounds_done,
+        of[t] = max(of.get(t, 0.0), s.production_ps)
+    done = decide(checks, current, study.precision, chunk_steps(study) * study.md.timestep_fs / 1000.0, rounds_done,
                   lambda series: policy(analysis, series, study.precision))
     extended: dict[str, int] = {}
     proposed: dict[str, float] = {}
@@ -320,8 +319,8 @@ def _record(study: Study, study_dir: Path, journal: dict, rnd: Round, runs: list
     """Append the round to ``precision.json``: the checks, each run's length now and the one decided (ps), and
     the simulated time in all (now, and planned for the next round)."""
     now = {run.path.relative_to(study_dir).as_posix(): s.production_ps for run, s in runs}
-    to = {run.path.relative_to(study_dir).as_posix(): (rnd.extended[str(run)] - s.stages.equilibration_end)
-          * s.timestep_fs / 1000.0 for run, s in runs if str(run) in rnd.extended}
+    to = {run.path.relative_to(study_dir).as_posix(): s.production_ps_to(rnd.extended[str(run)])
+          for run, s in runs if str(run) in rnd.extended}
     entry = {
         "round": rnd.number, "decided": rundir.now(), "decision": rnd.decision,
         "checks": [{"series": c.series, "ea_stderr_ev": c.ea_stderr_ev, "met": c.met, "excluded_k": c.excluded,
@@ -342,18 +341,18 @@ def _apply(study: Study, rnd: Round, runs: list[tuple[RunDir, RunSummary]], chec
     """Extend the runs of an ``extend`` round; at the end, give every run its outcome."""
     target = study.precision.describe()
     met = {c.series for c in checks if c.met}
-    series_of_run = {d: r.series for r in analysis.results for d in r.run_dirs}
     for run, s in runs:
         old = s.precision or PrecisionRecord(target=target, production_ps=s.production_ps)
         end = rnd.extended.get(str(run))
         if end is not None:
             ext = Extension(rnd.number + 1, s.stages.production_end, end, rundir.now())
-            ps = (end - s.stages.equilibration_end) * s.timestep_fs / 1000.0
-            request_extension(run.path, end, dataclasses.replace(old, target=target, production_ps=ps,
+            request_extension(run.path, end, dataclasses.replace(old, target=target,
+                                                                  production_ps=s.production_ps_to(end),
                                                                   outcome="running",
                                                                   extensions=(*old.extensions, ext)))
         elif rnd.done or s.precision is None:
-            outcome = "running" if not rnd.done else ("met" if series_of_run[str(run)] in met else rnd.decision)
+            series = analysis.series_of_run[str(run)]
+            outcome = "running" if not rnd.done else ("met" if series in met else rnd.decision)
             with run_lock(run):
                 run.update(precision=dataclasses.replace(old, target=target, production_ps=s.production_ps,
                                                          outcome=outcome))

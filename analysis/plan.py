@@ -183,6 +183,13 @@ class StateKnowledge:
     run_dirs: tuple[str, ...] = ()
 
     @property
+    def measured_rate(self) -> float | None:
+        """Events per ps per replica as the runs saw them, where they saw :data:`RATE_MIN_EVENTS` (else None)."""
+        if self.events < RATE_MIN_EVENTS or not self.production_ps > 0 or not self.replicas > 0:
+            return None
+        return self.events / (self.production_ps * self.replicas)
+
+    @property
     def measured_rel_stderr(self) -> float | None:
         """σ_D/D as the analysis gave it (None where it gave none)."""
         if self.d_cm2_s is None or self.d_stderr_cm2_s is None or not self.d_cm2_s > 0:
@@ -205,9 +212,8 @@ class StateKnowledge:
 def rate_law(states: Sequence[StateKnowledge]):
     """The Arrhenius law of the measured rates (an :class:`analysis.arrhenius.ArrheniusFit` of λ in events/ps,
     σ(ln λ) = 1/√events), or None with fewer than two temperatures of measured rate."""
-    points = [Diffusivity(s.temperature_k, s.events / (s.production_ps * s.replicas),
-                          s.events / (s.production_ps * s.replicas) / math.sqrt(s.events))
-              for s in states if s.events >= RATE_MIN_EVENTS and s.production_ps > 0 and s.replicas > 0]
+    points = [Diffusivity(s.temperature_k, s.measured_rate, s.measured_rate / math.sqrt(s.events))
+              for s in states if s.measured_rate is not None]
     if len({p.temperature_k for p in points}) < 2:
         return None
     return fit_arrhenius(points)
@@ -219,8 +225,8 @@ def with_rates(states: Sequence[StateKnowledge], prior: Prior | None = None) -> 
     law = rate_law(states)
     out = []
     for s in states:
-        if s.events >= RATE_MIN_EVENTS and s.production_ps > 0 and s.replicas > 0:
-            rate, source = s.events / (s.production_ps * s.replicas), "measured"
+        if s.measured_rate is not None:
+            rate, source = s.measured_rate, "measured"
         elif law is not None:
             rate, source = float(law.predict(np.array([s.temperature_k]))[0]), "rate-law"
         elif prior is not None:
@@ -550,7 +556,7 @@ def propose(states: Sequence[StateKnowledge], target_ea_stderr_ev: float, max_pr
         raise AnalysisError(f"the cap on production per replica must be positive, got {max_production_ps}")
     if not states:
         raise AnalysisError("nothing known to plan from: no state points")
-    states = _ladder(states, temperatures, replicas)
+    states = _ladder(states, temperatures)
     usual = max(s.replicas for s in states)
     reps = [max(replicas or s.replicas or usual, s.replicas, 1) for s in states]
     notes: list[str] = []
@@ -620,8 +626,7 @@ def _drop_trials(states: Sequence[StateKnowledge], reps: Sequence[int], lo: np.n
     return out
 
 
-def _ladder(states: Sequence[StateKnowledge], temperatures: Sequence[float] | None,
-            replicas: int | None) -> list[StateKnowledge]:
+def _ladder(states: Sequence[StateKnowledge], temperatures: Sequence[float] | None) -> list[StateKnowledge]:
     """The states of the temperatures asked for; one not among them is added with nothing run and its rate from
     the others' rate law (or the rates the states already carry, e.g. from a prior)."""
     states = sorted(states, key=lambda s: s.temperature_k)

@@ -27,14 +27,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from analysis.arrhenius import ENSEMBLES, Ensemble, Excluded
+from analysis.arrhenius import ENSEMBLES, NEVER_FITTED, Ensemble, Excluded
 from analysis.diffusion import DiffusionEstimate, Diffusivity
 from analysis.runs import RunAnalysis, run_analysis
 from core.estimate import Estimate, ratio
 from core.files import atomic_write_text, json_dumps
 from core.rundir import RunDir, RunSummary
-from inputs.structure import BUILTINS
-from inputs.structure import structure_of
+from inputs.structure import BUILTINS, structure_of
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +294,7 @@ class StudyAnalysis:
         for r in self.results:
             p = r.point(observable)
             why = ""
-            if r.status in ("no-diffusive-regime", "host-unstable") or p is None:
+            if r.status in NEVER_FITTED or p is None:
                 why = r.reason or f"no estimate of the {observable} diffusivity"
             elif r.status == "few-events" and not include_few_events:
                 why = r.reason

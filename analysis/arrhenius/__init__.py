@@ -56,6 +56,8 @@ ENSEMBLES: dict[str, str] = {
     "npt": "activation enthalpy along the potential's own zero-pressure a(T) (each temperature at its own cell)",
     "nvt-fixed": "activation energy at one fixed volume (every temperature at the same cell)",
 }
+#: state statuses no Arrhenius fit takes (few-event states are left out by default, and can be taken)
+NEVER_FITTED = ("no-diffusive-regime", "host-unstable")
 
 
 def arrhenius(temperature_k: np.ndarray | float, d0_cm2_s: float, ea_ev: float) -> np.ndarray | float:
@@ -252,7 +254,7 @@ def read_table(path: Path, include_few_events: bool = False
         t = _finite(_cell(r, "temperature_k", where), "temperature_k", where)
         if t <= 0:
             raise AnalysisError(f"{where}: temperature_k = {t:g} must be positive (K)")
-        if status in ("no-diffusive-regime", "host-unstable") or (status == "few-events" and not include_few_events):
+        if status in NEVER_FITTED or (status == "few-events" and not include_few_events):
             excluded.setdefault(pot, []).append(Excluded(t, why))
             continue
         d_text, err = _cell(r, "d_cm2_s", where), _cell(r, "d_stderr_cm2_s", where)

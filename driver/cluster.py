@@ -161,8 +161,10 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
     (out / "logs").mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[tuple[str, tuple[str, ...]]]] = {"gpu": [], "cpu": []}
     preflight: dict[str, set[str]] = {}  # GPU accelerator -> the families its runs use
+    precision = False  # any run with a precision target: its tasks end with the round (driver precision-round)
     for d in run_dirs:
         s = RunDir(d).read()
+        precision = precision or study_of(s.config, str(RunDir(d).summary_file)).precision.enabled
         kind = "gpu" if needs_gpu(s.family) else "cpu"
         accelerator = s.settings.get("accelerator") or ("kokkos" if s.requirements.kokkos_gpu else "cpu")
         if kind == "gpu" and accelerator in ("cuda", "kokkos"):
@@ -173,8 +175,6 @@ def write_cluster_scripts(study_dir: Path, run_dirs: list[Path], site: Site) -> 
         groups[kind].append((rel, s.requirements.args))
     written, jobs, arrays = [], [], []
     study_name = study_dir.name
-    precision = any(study_of(s.config, str(RunDir(d).summary_file)).precision.enabled
-                    for d in run_dirs for s in [RunDir(d).read()])
     version = versions().get("lif-diffusion", "dev")
     for kind, runs in groups.items():
         tasks = out / f"tasks-{kind}"

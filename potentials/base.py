@@ -32,15 +32,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from core.errors import PotentialError
+from core.config import convert
+from core.errors import InputError, PotentialError
 from core.rundir import Requirements
 from inputs.study import Precision
 
 @dataclass(frozen=True)
 class PotentialEntry:
-    """A catalog entry (read by :mod:`potentials.catalog`; here beside the other types a family works with). ``problem`` says what is wrong with an entry that cannot be used (a malformed table, a
-    value of the wrong type): it is refused with that message where it is used, while the other entries of the
-    same catalog stay usable."""
+    """A catalog entry (read by :mod:`potentials.catalog`; here beside the other types a family works with).
+    ``problem`` says what is wrong with an entry that cannot be used (a malformed table, a value of the wrong type):
+    it is refused with that message where it is used, while the other entries of the same catalog stay usable."""
 
     name: str
     family: str
@@ -50,6 +51,16 @@ class PotentialEntry:
     params: dict[str, Any]
     catalog: str
     problem: str | None = None
+
+    def typed(self, hints: dict[str, Any]) -> dict[str, Any]:
+        """The entry's values of the keys in ``hints`` (a family's ``PARAMS``: key -> type), each converted to its
+        type; a value of the wrong type is a :class:`PotentialError` naming the catalog file, the entry and the key."""
+        where = f"{self.catalog}: [{self.name}]"
+        try:
+            return {key: convert(hint, self.params[key], where, key) for key, hint in hints.items()
+                    if key in self.params}
+        except InputError as e:
+            raise PotentialError(str(e)) from None
 
     def record(self) -> dict[str, Any]:
         """The entry as the run summary keeps it (provenance)."""

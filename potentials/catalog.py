@@ -16,8 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-from core.config import convert
-from core.errors import InputError, ModelMissingError, PotentialError
+from core.errors import ModelMissingError, PotentialError
 from core.files import cache_dir
 from core.names import RULE, name_problem
 from potentials.base import FAMILY_MEMBERS, Compute, Family, PairBlock, PotentialEntry
@@ -141,12 +140,7 @@ def family_of(entry: PotentialEntry) -> Family:
     if unknown:
         raise PotentialError(f"{entry.catalog}: [{entry.name}] has unknown key(s) {', '.join(unknown)}; a "
                              f"{entry.family} entry takes {', '.join(sorted(set(module.PARAMS) | COMMON_KEYS))}")
-    for key, hint in module.PARAMS.items():  # each value of the type the family reads
-        if key in entry.params:
-            try:
-                convert(hint, entry.params[key], f"{entry.catalog}: [{entry.name}]", key)
-            except InputError as e:
-                raise PotentialError(str(e)) from None
+    entry.typed(module.PARAMS)  # each value of the type the family reads
     return module
 
 

@@ -46,8 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import convert
-from core.errors import InputError, PotentialError
+from core.errors import PotentialError
 from core.names import control_characters
 from core.rundir import Requirements
 from potentials.base import BuildNeeds, Compute, PairBlock
@@ -102,13 +101,7 @@ def ase_calculator(entry: "PotentialEntry", device: str = "cpu") -> Any:
 def lines_of(entry: "PotentialEntry") -> Lines:
     """The entry's values, typed and checked (an error names the catalog file, the entry and the key)."""
     where = f"{entry.catalog}: [{entry.name}]"
-    values: dict[str, Any] = {}
-    for key, hint in PARAMS.items():
-        if key in entry.params:
-            try:
-                values[key] = convert(hint, entry.params[key], where, key)
-            except InputError as e:
-                raise PotentialError(str(e)) from None
+    values = entry.typed(PARAMS)
     for key in ("pair_style", "pair_coeff"):
         if key not in values:
             raise PotentialError(f"{where} needs {key!r} (a lammps entry gives at least pair_style and pair_coeff)")

@@ -11,20 +11,22 @@ a structure file): a vacancy, an interstitial, a Frenkel pair.
 - ``frenkel``: the vacancy as above and the interstitial at the given site or, by default, at the interstitial site
   farthest from the vacancy, so the pair does not recombine at once.
 
-The added atom gets the last id, as in :func:`inputs.structure.with_defect`, which this reproduces for rock-salt
-LiF; the perfect crystal's sites are kept unchanged for the analysis. Charges for rigid-ion potentials:
-:func:`inputs.structure.charges_for` (a neutralising background, or the net charge spread over the anions).
+The added atom gets the last id (:func:`inputs.structure.with_defect` is this with the defaults); a given site closer
+than :data:`inputs.structure.MIN_SEPARATION_ANGSTROM` to an atom of the crystal is refused. The perfect crystal's
+sites are kept unchanged for the analysis. Charges for rigid-ion potentials: :func:`inputs.structure.charges_for` (a
+neutralising background, or the net charge spread over the anions).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 
 from core.errors import InputError
-from inputs.structure import DEFECT_KINDS, Defect, Structure, check_separation
+from inputs.structure import DEFECT_KINDS, MIN_SEPARATION_ANGSTROM, Defect, Structure, check_separation
 
 
 def add_defect(structure: Structure, kind: str, *, vacancy: int | None = None, seed: int | None = None,
@@ -86,7 +88,9 @@ def _interstitial_site(structure: Structure, given: Sequence[float] | None, vaca
             raise InputError(f"interstitial_site must be three fractional coordinates, got {given!r}")
         reps = np.asarray(structure.supercell, dtype=float)
         k = np.round(0.5 * reps - site % 1.0)  # the copy of the repeated cell nearest the supercell's centre
-        return ((site % 1.0 + k) / reps) % 1.0
+        placed = ((site % 1.0 + k) / reps) % 1.0
+        _check_empty(structure, placed, given)
+        return placed
     sites = structure.interstitial_sites
     if len(sites) == 0:
         from inputs.voids import find_voids
@@ -97,6 +101,20 @@ def _interstitial_site(structure: Structure, given: Sequence[float] | None, vaca
     d = sites - vacancy
     d = (d - np.round(d)) @ structure.cell
     return sites[int(np.argmax(np.einsum("ij,ij->i", d, d)))]
+
+
+def _check_empty(structure: Structure, frac: np.ndarray, given: Sequence[float]) -> None:
+    """Refuse a given interstitial site (``frac``: in the supercell) closer than MIN_SEPARATION_ANGSTROM to an atom of
+    the crystal (the nearest periodic image, for any cell shape)."""
+    d = structure.positions @ np.linalg.inv(structure.cell) - frac
+    d -= np.round(d)
+    shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
+    dist = np.linalg.norm((d[:, None, :] + shifts[None, :, :]) @ structure.cell, axis=2).min(axis=1)
+    k = int(np.argmin(dist))
+    if dist[k] < MIN_SEPARATION_ANGSTROM:
+        raise InputError(f"interstitial_site {list(given)} is {dist[k]:.2f} Å from a {structure.species[k]} atom (at "
+                         f"least {MIN_SEPARATION_ANGSTROM} Å needed): give an empty site, or leave it out to use the "
+                         "largest void")
 
 
 def _nearest(structure: Structure, sites: np.ndarray, point: np.ndarray) -> int:

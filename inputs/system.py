@@ -26,16 +26,13 @@ the perfect crystal: "LiF", "Li2O", "LiCl"), which labels decks, reports, tables
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from core.errors import InputError
 from inputs.defects import add_defect
-from inputs.structure import BUILTINS, MIN_SEPARATION_ANGSTROM, Structure, read_structure
+from inputs.structure import BUILTINS, Structure, read_structure
 
 if TYPE_CHECKING:
     from inputs.study import Study
@@ -102,10 +99,7 @@ def build_structure(study: "Study") -> Structure:
     existed). Errors name the study file and the ``[system]`` fields."""
     sy = study.system
     try:
-        perfect = perfect_crystal(study)
-        if sy.interstitial_site is not None:
-            check_site_is_empty(perfect, sy.interstitial_site)
-        return add_defect(perfect, sy.defect, vacancy=sy.vacancy_index, seed=sy.defect_seed,
+        return add_defect(perfect_crystal(study), sy.defect, vacancy=sy.vacancy_index, seed=sy.defect_seed,
                           interstitial_site=sy.interstitial_site)
     except InputError as e:  # name the study file and the fields that made the structure
         a = "" if sy.lattice_constant_angstrom is None else \
@@ -114,21 +108,6 @@ def build_structure(study: "Study") -> Structure:
                                                       ("defect_seed", sy.defect_seed)) if v is not None)
         raise InputError(f"{study.source}: system (structure = {sy.structure!r}, {a}supercell = "
                          f"{list(sy.supercell)}, cell = {sy.cell!r}, defect = {sy.defect!r}{chosen}): {e}") from None
-
-
-def check_site_is_empty(perfect: Structure, site) -> None:
-    """Refuse an interstitial site (fractional coordinates of the repeated cell) closer than
-    :data:`inputs.structure.MIN_SEPARATION_ANGSTROM` to an atom of the perfect crystal."""
-    frac = (np.asarray(site, dtype=float) % 1.0) / np.asarray(perfect.supercell, dtype=float)
-    d = perfect.positions @ np.linalg.inv(perfect.cell) - frac
-    d -= np.round(d)
-    shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
-    dist = np.linalg.norm((d[:, None, :] + shifts[None, :, :]) @ perfect.cell, axis=2).min(axis=1)
-    k = int(np.argmin(dist))
-    if dist[k] < MIN_SEPARATION_ANGSTROM:
-        raise InputError(f"interstitial_site {list(site)} is {dist[k]:.2f} Å from a {perfect.species[k]} atom (at "
-                         f"least {MIN_SEPARATION_ANGSTROM} Å needed): give an empty site, or leave it out to use the "
-                         "largest void")
 
 
 def system_of(study: "Study", structure: Structure | None = None) -> System:

@@ -85,8 +85,8 @@ def test_an_interstitial_at_a_given_site():
     frac = s.positions[-1] @ np.linalg.inv(s.cell)
     np.testing.assert_allclose(frac, [1.25 / 3] * 3)  # in the copy nearest the supercell's centre
     assert np.min(np.linalg.norm(perfect.interstitial_sites - frac, axis=1)) < 1e-9
-    with pytest.raises(InputError, match="atoms overlap"):
-        add_defect(perfect, "interstitial", interstitial_site=[0.5, 0.0, 0.0])  # on an F ion
+    with pytest.raises(InputError, match=r"interstitial_site \[0.5, 0.0, 0.0\] is 0.00 Å from a F atom"):
+        add_defect(perfect, "interstitial", interstitial_site=[0.5, 0.0, 0.0])  # on an F ion (the site named)
 
 
 def test_bad_choices_are_rejected():

@@ -184,9 +184,14 @@ class StructureRecord:
 
     def lammps_type(self, element: str) -> int:
         """The LAMMPS atom type of ``element`` (checked, never assumed)."""
-        if element not in self.type_order:
-            raise InputError(f"the structure has no {element} (types {list(self.type_order)})")
-        return self.type_order.index(element) + 1
+        return lammps_type(self.type_order, element, "the structure")
+
+
+def lammps_type(type_order: tuple[str, ...], element: str, what: str) -> int:
+    """The LAMMPS atom type (1-based) of ``element`` in ``type_order``; an error says ``what`` lacks it."""
+    if element not in type_order:
+        raise InputError(f"{what} has no {element} (types {list(type_order)})")
+    return type_order.index(element) + 1
 
 
 def structure_of(record: dict) -> StructureRecord:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import InputError
 from inputs.defects import add_defect
-from inputs.structure import BUILTINS, Structure, read_structure
+from inputs.structure import BUILTINS, Structure, lammps_type, read_structure
 
 if TYPE_CHECKING:
     from inputs.study import Study
@@ -55,9 +55,7 @@ class System:
 
     def lammps_type(self, element: str) -> int:
         """The LAMMPS atom type of ``element`` (checked, never assumed)."""
-        if element not in self.type_order:
-            raise InputError(f"{self.material} has no {element} (types {list(self.type_order)})")
-        return self.type_order.index(element) + 1
+        return lammps_type(self.type_order, element, self.material)
 
     @property
     def mobile_type(self) -> int:

@@ -17,7 +17,8 @@ import numpy as np
 
 from core.errors import LammpsError, PotentialError
 from core.units import BAR_PER_EV_A3
-from inputs.structure import LIF_TYPE_ORDER, rocksalt_lif, with_defect, write_atoms_data
+from inputs.defects import add_defect
+from inputs.structure import LIF_TYPE_ORDER, rocksalt_lif, write_atoms_data
 from potentials.base import PairBlock
 
 
@@ -25,7 +26,7 @@ def lif_frames(n: int, seed: int, lattice_constant_angstrom: float = 4.01, cells
                rattle_angstrom: float = 0.08, strain: float = 0.02, defect: str = "none") -> list:
     """``n`` rattled and isotropically strained LiF supercells (distinct, reproducible for a seed)."""
     rng = np.random.default_rng(seed)
-    base = with_defect(rocksalt_lif(lattice_constant_angstrom, cells), defect)
+    base = add_defect(rocksalt_lif(lattice_constant_angstrom, cells), defect)
     frames = []
     for _ in range(n):
         scale = 1.0 + rng.uniform(-strain, strain)

@@ -11,7 +11,7 @@ a structure file): a vacancy, an interstitial, a Frenkel pair.
 - ``frenkel``: the vacancy as above and the interstitial at the given site or, by default, at the interstitial site
   farthest from the vacancy, so the pair does not recombine at once.
 
-The added atom gets the last id (:func:`inputs.structure.with_defect` is this with the defaults); a given site closer
+The added atom gets the last id; with the defaults the defect sits near the cell centre. A given site closer
 than :data:`inputs.structure.MIN_SEPARATION_ANGSTROM` to an atom of the crystal is refused. The perfect crystal's
 sites are kept unchanged for the analysis. Charges for rigid-ion potentials: :func:`inputs.structure.charges_for` (a
 neutralising background, or the net charge spread over the anions).

@@ -1,4 +1,5 @@
-"""Rock-salt LiF supercells with point defects, built with ASE and written as LAMMPS data files.
+"""Rock-salt LiF supercells (their point defects: :mod:`inputs.defects`), built with ASE and written as LAMMPS data
+files.
 
 Lengths are in Å. Two cells of the rock-salt lattice (lattice constant ``a``) can be repeated:
 
@@ -270,16 +271,6 @@ def rocksalt_lif(lattice_constant_angstrom: float, supercell: int | tuple[int, i
     tetra = np.vstack([li + shift, li - shift])
     return Structure(atoms.positions.copy(), tuple(atoms.get_chemical_symbols()), h, a, cell, reps,  # type: ignore[arg-type]
                      (li @ inv) % 1.0, (tetra @ inv) % 1.0, formula_units=len(li))
-
-
-def with_defect(structure: Structure, kind: str) -> Structure:
-    """Add one point defect of the mobile species near the cell centre: an ``interstitial`` (at the interstitial site
-    nearest the centre), a ``vacancy`` or a ``frenkel`` pair (the vacancy near the centre, the interstitial at the
-    interstitial site farthest from it, so they do not recombine at once): :func:`inputs.defects.add_defect`'s
-    defaults."""
-    from inputs.defects import add_defect  # defects builds on this module
-
-    return add_defect(structure, kind)
 
 
 def check_separation(structure: Structure, min_angstrom: float = MIN_SEPARATION_ANGSTROM,

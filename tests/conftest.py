@@ -101,10 +101,11 @@ def interstitialcy(n_frames: int, dt_ps: float, rate_ps: float, seed: int, a: fl
                    vibration: float = 0.1) -> Interstitialcy:
     from scipy.spatial import cKDTree
 
-    from inputs.structure import rocksalt_lif, with_defect
+    from inputs.defects import add_defect
+    from inputs.structure import rocksalt_lif
 
     rng = np.random.default_rng(seed)
-    s = with_defect(rocksalt_lif(a, cells), "interstitial")
+    s = add_defect(rocksalt_lif(a, cells), "interstitial")
     cell, lat, tet = s.cell, s.li_sites, s.interstitial_sites
     shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
 

@@ -28,7 +28,8 @@ from driver.lammps import (
 )
 from driver.render import render_study
 from driver.runner import Placement, gpu_slots, kokkos_args, lammps_command, run_many
-from inputs.structure import rocksalt_lif, with_defect
+from inputs.defects import add_defect
+from inputs.structure import rocksalt_lif
 from potentials.base import Compute
 from potentials.catalog import resolve
 from tests.conftest import SHORT_MD, make_study
@@ -38,7 +39,7 @@ WHEEL_LMP = str(Path(sys.prefix) / "bin" / "lmp")
 
 
 def cell():
-    atoms = with_defect(rocksalt_lif(4.03, 2), "interstitial").atoms()
+    atoms = add_defect(rocksalt_lif(4.03, 2), "interstitial").atoms()
     atoms.rattle(0.05, seed=3)
     return atoms
 

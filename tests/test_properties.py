@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from analysis.trajectory import read_dump
 from driver.render import RunSpec, deck_context, render_deck
-from inputs.structure import DEFECT_KINDS, check_separation, rocksalt_lif, with_defect
+from inputs.defects import add_defect
+from inputs.structure import DEFECT_KINDS, check_separation, rocksalt_lif
 from potentials.catalog import resolve
 from tests.conftest import make_study
 
@@ -21,7 +22,7 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 def test_builder_counts_box_and_separation(a, reps, defect):
     if defect != "none" and min(reps) < 2:
         reps = tuple(max(2, n) for n in reps)
-    s = with_defect(rocksalt_lif(a, reps), defect)
+    s = add_defect(rocksalt_lif(a, reps), defect)
     cells = reps[0] * reps[1] * reps[2]
     extra = {"none": (0, 0), "interstitial": (1, 0), "vacancy": (-1, 0), "frenkel": (0, 0)}[defect]
     assert (s.count("Li"), s.count("F")) == (4 * cells + extra[0], 4 * cells)

@@ -172,14 +172,15 @@ def test_a_state_whose_host_is_not_a_stable_crystal_is_listed_flagged_and_left_o
 # --- material, paper values, one writer -------------------------------------------------------------------------
 
 def test_materials_are_named_from_the_structure_record():
-    from inputs.structure import antifluorite_li2o, rocksalt_lif, with_defect
+    from inputs.defects import add_defect
+    from inputs.structure import antifluorite_li2o, rocksalt_lif
 
-    lif = material_of(with_defect(rocksalt_lif(4.03, 2), "interstitial").describe())
+    lif = material_of(add_defect(rocksalt_lif(4.03, 2), "interstitial").describe())
     assert (lif.label, lif.paper_system) == ("Li in LiF (interstitial)", True)
-    li2o = material_of(with_defect(antifluorite_li2o(4.61, 2), "vacancy").describe())
+    li2o = material_of(add_defect(antifluorite_li2o(4.61, 2), "vacancy").describe())
     assert (li2o.label, li2o.paper_system) == ("Li in Li2O (vacancy)", False)
     assert material_of(rocksalt_lif(4.03, 2).describe()).label == "Li in LiF"
-    assert not material_of(with_defect(rocksalt_lif(4.03, 2), "vacancy").describe()).paper_system
+    assert not material_of(add_defect(rocksalt_lif(4.03, 2), "vacancy").describe()).paper_system
 
 
 def test_paper_values_only_for_the_papers_system_and_the_material_in_every_title(tmp_path):

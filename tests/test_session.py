@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from driver.session import evaluate, open_lammps
-from inputs.structure import rocksalt_lif, with_defect
+from inputs.defects import add_defect
+from inputs.structure import rocksalt_lif
 from tests.models import tiny_mace
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def test_the_wheels_lmp_still_runs_its_own_binary():
 
 
 def rattled(cell: str, seed: int = 3):
-    s = with_defect(rocksalt_lif(4.03, 2 if cell == "conventional" else 4, cell), "interstitial")
+    s = add_defect(rocksalt_lif(4.03, 2 if cell == "conventional" else 4, cell), "interstitial")
     s = dataclasses.replace(s, positions=s.positions + np.random.default_rng(seed).normal(0, 0.08, s.positions.shape))
     return s.atoms()
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
+from inputs.defects import add_defect
 from inputs.structure import (
     charges_for,
     check_cutoff,
@@ -14,7 +15,6 @@ from inputs.structure import (
     lammps_cell,
     rocksalt_lif,
     structure_of,
-    with_defect,
     write_lammps_data,
 )
 
@@ -31,7 +31,7 @@ def test_perfect_crystal_counts_and_nearest_neighbours():
 
 @pytest.mark.parametrize("cell, reps, n", [("conventional", 3, 217), ("primitive", 6, 433)])
 def test_interstitial_sits_on_a_tetrahedral_site_with_last_id(cell, reps, n):
-    s = with_defect(rocksalt_lif(A, reps, cell), "interstitial")
+    s = add_defect(rocksalt_lif(A, reps, cell), "interstitial")
     assert s.n_atoms == n and s.count("Li") == (n + 1) // 2 and s.defect.atom_ids == (n,)
     frac = (s.positions[:-1] - s.positions[-1]) @ np.linalg.inv(s.cell)
     d = (frac - np.round(frac)) @ s.cell
@@ -41,7 +41,7 @@ def test_interstitial_sits_on_a_tetrahedral_site_with_last_id(cell, reps, n):
 
 
 def test_the_papers_cell_is_rhombohedral_and_triclinic():
-    s = with_defect(rocksalt_lif(4.03, 6, "primitive"), "interstitial")
+    s = add_defect(rocksalt_lif(4.03, 6, "primitive"), "interstitial")
     assert s.n_atoms == 433 and s.triclinic
     lengths = np.linalg.norm(s.cell, axis=1)
     np.testing.assert_allclose(lengths, 6 * 4.03 / np.sqrt(2))
@@ -65,9 +65,9 @@ def test_sites_are_the_perfect_crystals_li_and_interstitial_sites():
 
 
 def test_vacancy_and_frenkel():
-    v = with_defect(rocksalt_lif(A, 3), "vacancy")
+    v = add_defect(rocksalt_lif(A, 3), "vacancy")
     assert v.count("Li") == 107 and v.count("F") == 108 and v.defect.vacancy_site is not None
-    f = with_defect(rocksalt_lif(A, 3), "frenkel")
+    f = add_defect(rocksalt_lif(A, 3), "frenkel")
     assert f.count("Li") == 108 and f.defect.atom_ids == (216,)
     gap = f.positions[-1] @ np.linalg.inv(f.cell) - np.array(f.defect.vacancy_site)
     assert np.linalg.norm((gap - np.round(gap)) @ f.cell) > 5.0  # far enough not to recombine at once
@@ -79,7 +79,7 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(InputError, match="supercell"):
         rocksalt_lif(A, (2, 0, 2))
     with pytest.raises(InputError, match="unknown defect"):
-        with_defect(rocksalt_lif(A, 2), "antisite")
+        add_defect(rocksalt_lif(A, 2), "antisite")
     with pytest.raises(InputError, match="unknown cell"):
         rocksalt_lif(A, 2, "hexagonal")
 
@@ -93,7 +93,7 @@ def test_too_small_for_the_cutoff():
 
 
 def test_charge_compensation():
-    s = with_defect(rocksalt_lif(A, 3), "interstitial")
+    s = add_defect(rocksalt_lif(A, 3), "interstitial")
     q = charges_for(s, {"Li": 1.0, "F": -1.0})
     assert q.sum() == pytest.approx(1.0)  # a charged cell: Ewald's background neutralises it
     q = charges_for(s, {"Li": 1.0, "F": -1.0}, "anion-sublattice")
@@ -106,7 +106,7 @@ def test_charge_compensation():
 def test_data_file_reads_back_with_ase(tmp_path, cell):
     from ase.io import read
 
-    s = with_defect(rocksalt_lif(A, 2 if cell == "conventional" else 4, cell), "interstitial")
+    s = add_defect(rocksalt_lif(A, 2 if cell == "conventional" else 4, cell), "interstitial")
     write_lammps_data(s, tmp_path / "d.lmp", charges={"Li": 1.0, "F": -1.0})
     atoms = read(tmp_path / "d.lmp", format="lammps-data", atom_style="charge", Z_of_type={1: 3, 2: 9})
     assert atoms.get_chemical_symbols() == list(s.species)
@@ -119,7 +119,7 @@ def test_data_file_reads_back_with_ase(tmp_path, cell):
 
 
 def test_the_structure_record_reads_back_typed():
-    s = with_defect(rocksalt_lif(4.03, 2), "interstitial")
+    s = add_defect(rocksalt_lif(4.03, 2), "interstitial")
     r = structure_of(json.loads(json.dumps(s.describe())))  # as structure.json and summary.json keep it
     assert r.type_order == ("Li", "F") and r.lammps_type("Li") == 1 and r.lammps_type("F") == 2
     assert r.defect_kind == "interstitial" and r.defect_atom_ids == tuple(s.defect.atom_ids)

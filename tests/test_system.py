@@ -18,6 +18,7 @@ from core.files import sha256_file
 from core.rundir import RunDir
 from driver.logs import lengths_and_angles
 from driver.render import RunSpec, fingerprint, render_deck, render_study, resolve_potentials, study_config
+from inputs.defects import add_defect
 from inputs.structure import (
     cubic_lattice_constant,
     lammps_cell,
@@ -26,7 +27,6 @@ from inputs.structure import (
     rocksalt_lif,
     structure_of,
     type_order_for,
-    with_defect,
 )
 from inputs.study import load_study, study_from_dict
 from inputs.system import build_structure, system_of
@@ -99,7 +99,7 @@ def test_lif_studies_build_the_same_cell_as_before(cell, supercell, defect):
     """The crystal of every LiF study, atom for atom: what the driver built before the system record existed."""
     study = make_study(**{"system.cell": cell, "system.supercell": supercell, "system.defect": defect})
     built = build_structure(study)
-    before = with_defect(rocksalt_lif(4.01, tuple(supercell), cell), defect)  # type: ignore[arg-type]
+    before = add_defect(rocksalt_lif(4.01, tuple(supercell), cell), defect)  # type: ignore[arg-type]
     assert built.species == before.species and built.defect == before.defect
     np.testing.assert_array_equal(built.positions, before.positions)
     assert built.describe() == before.describe()

@@ -77,11 +77,12 @@ def test_every_coordinate_convention_of_a_triclinic_dump_gives_the_same_position
     import subprocess
 
     from driver.lammps import find_lammps, lammps_env
-    from inputs.structure import rocksalt_lif, with_defect, write_lammps_data
+    from inputs.defects import add_defect
+    from inputs.structure import rocksalt_lif, write_lammps_data
     from potentials.catalog import resolve
 
     _, block = resolve("fumi-tosi", ("Li", "F"))
-    s = with_defect(rocksalt_lif(4.1, 4, "primitive"), "interstitial")
+    s = add_defect(rocksalt_lif(4.1, 4, "primitive"), "interstitial")
     write_lammps_data(s, tmp_path / "d.lmp", charges=block.charges)
     deck = ["units metal", "atom_style charge", "boundary p p p", "read_data d.lmp", *block.lines,
             "velocity all create 3000 5 mom yes", "fix n all nve", "timestep 0.002",

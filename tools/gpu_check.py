@@ -394,12 +394,13 @@ def lif_type_order() -> tuple[str, ...]:
 
 
 def structure(atoms: int):
-    from inputs.structure import rocksalt_lif, with_defect
+    from inputs.defects import add_defect
+    from inputs.structure import rocksalt_lif
 
     cells = {65: (2, "conventional"), 217: (3, "conventional"), 433: (6, "primitive"), 10649: (11, "conventional")}
     if atoms not in cells:
         raise SystemExit(f"no cell of {atoms} atoms: one of {sorted(cells)}")
-    s = with_defect(rocksalt_lif(4.03, cells[atoms][0], cells[atoms][1]), "interstitial")
+    s = add_defect(rocksalt_lif(4.03, cells[atoms][0], cells[atoms][1]), "interstitial")
     assert len(s.positions) == atoms, (len(s.positions), atoms)
     return s
 

@@ -351,8 +351,8 @@ def _apply(study: Study, rnd: Round, runs: list[tuple[RunDir, RunSummary]], chec
                                                                   outcome="running",
                                                                   extensions=(*old.extensions, ext)))
         elif rnd.done or s.precision is None:
-            series = analysis.series_of_run[str(run)]
-            outcome = "running" if not rnd.done else ("met" if series in met else rnd.decision)
+            outcome = "running" if not rnd.done else \
+                ("met" if analysis.series_of_run[str(run)] in met else rnd.decision)
             with run_lock(run):
                 run.update(precision=dataclasses.replace(old, target=target, production_ps=s.production_ps,
                                                          outcome=outcome))
